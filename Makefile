@@ -1,0 +1,45 @@
+# make test: install what the tests need (Debian, as root, only when missing), then
+# vet and run every test with the race detector, then fuzz each fuzz target briefly.
+
+GO        ?= go
+FUZZTIME  ?= 15s
+# Debian packages the tests use, as "command:package" pairs.
+TEST_DEPS := /usr/bin/python3:python3
+
+.PHONY: test deps vet unit fuzz bench
+
+test: deps vet unit fuzz
+
+deps:
+	@missing=""; \
+	for dep in $(TEST_DEPS); do \
+		cmd=$${dep%%:*}; pkg=$${dep#*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "make test: missing Debian packages:$$missing (run as root to install them)" >&2; exit 1; \
+		fi; \
+		echo "make test: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed' >&2; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# Every Fuzz target of every package, FUZZTIME each (go test -fuzz takes one target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# Benchmarks with enough repetitions for benchstat (see README "Benchmarks").
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=10 ./wsframe

@@ -1,0 +1,255 @@
+package wsframe
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"unicode/utf8"
+)
+
+// Default limits of an [Assembler].
+const (
+	DefaultMaxMessageSize = 64 << 20
+	DefaultMaxFragments   = 1 << 16
+)
+
+// keepBufferSize is the largest message buffer an Assembler keeps for reuse; a larger
+// one is released when the next message starts, so one big message does not pin its
+// memory for the life of the connection.
+const keepBufferSize = 256 << 10
+
+// Limits bound what an [Assembler] accepts. They are checked against the lengths in
+// frame headers before any payload is buffered, so a peer cannot make the assembler
+// allocate what it merely announced.
+type Limits struct {
+	// MaxFrameSize is the largest frame payload; 0 means MaxMessageSize.
+	MaxFrameSize int64
+	// MaxMessageSize is the largest message, both as carried on the wire and
+	// inflated; 0 means DefaultMaxMessageSize.
+	MaxMessageSize int64
+	// MaxFragments is the largest number of frames in one message; 0 means
+	// DefaultMaxFragments.
+	MaxFragments int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxMessageSize <= 0 {
+		l.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if l.MaxFrameSize <= 0 || l.MaxFrameSize > l.MaxMessageSize {
+		l.MaxFrameSize = l.MaxMessageSize
+	}
+	if l.MaxFragments <= 0 {
+		l.MaxFragments = DefaultMaxFragments
+	}
+	return l
+}
+
+// Message is a whole WebSocket message, or a control frame.
+//
+// The slices belong to the [Assembler] that returned the message and stay valid until
+// it starts assembling the next message of the same kind (data or control): a control
+// message delivered in the middle of a fragmented data message leaves the previous
+// data message intact. Copy what you keep longer.
+type Message struct {
+	Opcode Opcode
+
+	// Payload is the application data: unmasked and, when Compressed, inflated.
+	Payload []byte
+
+	// Compressed reports that RSV1 was set on the first frame (RFC 7692 §6). When the
+	// Assembler has no Inflater (lenient mode without a negotiated extension),
+	// Payload is the still-compressed Wire.
+	Compressed bool
+
+	// Wire is the payload as carried on the wire, unmasked: the same bytes as Payload
+	// unless Compressed.
+	Wire []byte
+
+	// Frames are the headers of the frames the message arrived in, in order, with
+	// their masking keys and lengths: [Writer.WriteFrames] with Frames and Wire
+	// reproduces the original bytes.
+	Frames []Header
+}
+
+// AssemblerConfig configures an [Assembler].
+type AssemblerConfig struct {
+	Limits
+
+	// Inflater inflates compressed messages: set it when permessage-deflate was
+	// negotiated for this direction. Nil means no extension.
+	Inflater *Inflater
+
+	// Lenient skips the checks a passive observer cannot act on: UTF-8 validity of
+	// text messages and close reasons, close code validity, and RSV1 on control and
+	// continuation frames.
+	Lenient bool
+}
+
+// Assembler turns the frames of one direction of a connection into messages (RFC
+// 6455 §5.4): it joins fragments, delivers control frames that arrive between
+// fragments as messages of their own, inflates compressed messages, and validates
+// what the RFCs require. Use [Assembler.ReadMessage] with a [Reader], or push frames
+// with Begin, Write and End.
+type Assembler struct {
+	cfg AssemblerConfig
+
+	data     Message
+	inflated []byte
+	inData   bool // a fragmented data message is in progress
+
+	ctrl       Message
+	ctrlBuf    [MaxControlPayload]byte
+	ctrlFrames [1]Header
+
+	cur  *Message
+	need uint64 // payload bytes of the current frame still to come
+	fin  bool
+}
+
+// NewAssembler returns an Assembler with cfg, filling in default limits.
+func NewAssembler(cfg AssemblerConfig) *Assembler {
+	cfg.Limits = cfg.Limits.withDefaults()
+	return &Assembler{cfg: cfg}
+}
+
+// InMessage reports whether a fragmented data message has started and not ended.
+func (a *Assembler) InMessage() bool { return a.inData }
+
+// ReadMessage reads frames from r until a message is complete and returns it. The
+// payload goes straight from r into the message buffer.
+func (a *Assembler) ReadMessage(r *Reader) (*Message, error) {
+	for {
+		h, err := r.NextFrame()
+		if err != nil {
+			return nil, err
+		}
+		if err := a.Begin(h); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(r, a.extend()); err != nil {
+			return nil, unexpected(err)
+		}
+		a.need = 0
+		if m, err := a.End(); m != nil || err != nil {
+			return m, err
+		}
+	}
+}
+
+// Begin starts a frame whose header the caller has read (and checked with
+// [Rules.Check]). It enforces the sequencing rules of RFC 6455 §5.4 and the limits,
+// before anything is allocated for the payload.
+func (a *Assembler) Begin(h Header) error {
+	if a.need != 0 {
+		return fmt.Errorf("wsframe: Begin with %d payload bytes of the previous frame missing", a.need)
+	}
+	switch {
+	case h.Opcode.IsControl():
+		if h.Length > MaxControlPayload {
+			return fmt.Errorf("%w: %s of %d bytes", ErrControlTooLong, h.Opcode, h.Length)
+		}
+		if !a.cfg.Lenient && h.Compressed() {
+			return ErrControlCompressed
+		}
+		a.ctrlFrames[0] = h
+		a.ctrl = Message{Opcode: h.Opcode, Wire: a.ctrlBuf[:0], Frames: a.ctrlFrames[:1]}
+		a.cur = &a.ctrl
+	case h.Opcode == OpContinuation:
+		if !a.inData {
+			return ErrUnexpectedContinue
+		}
+		if !a.cfg.Lenient && h.Compressed() {
+			return ErrContinuationRSV1
+		}
+		if len(a.data.Frames) >= a.cfg.MaxFragments {
+			return fmt.Errorf("%w of %d", ErrTooManyFrames, a.cfg.MaxFragments)
+		}
+		if h.Length > uint64(a.cfg.MaxMessageSize-int64(len(a.data.Wire))) {
+			return fmt.Errorf("%w of %d bytes", ErrMessageTooBig, a.cfg.MaxMessageSize)
+		}
+		a.data.Frames = append(a.data.Frames, h)
+		a.cur = &a.data
+	default:
+		if a.inData {
+			return fmt.Errorf("%w (%s)", ErrExpectedContinue, h.Opcode)
+		}
+		if h.Opcode.IsReserved() {
+			return fmt.Errorf("%w 0x%X", ErrReservedOpcode, uint8(h.Opcode))
+		}
+		if h.Length > uint64(a.cfg.MaxMessageSize) {
+			return fmt.Errorf("%w of %d bytes", ErrMessageTooBig, a.cfg.MaxMessageSize)
+		}
+		wire, frames := a.data.Wire[:0], a.data.Frames[:0]
+		if cap(wire) > keepBufferSize {
+			wire = nil
+		}
+		if cap(a.inflated) > keepBufferSize {
+			a.inflated = nil
+		}
+		a.data = Message{Opcode: h.Opcode, Compressed: h.Compressed(), Wire: wire, Frames: append(frames, h)}
+		a.cur, a.inData = &a.data, true
+	}
+	if h.Length > uint64(a.cfg.MaxFrameSize) {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooBig, h.Length, a.cfg.MaxFrameSize)
+	}
+	a.need, a.fin = h.Length, h.Fin
+	return nil
+}
+
+// extend grows the current message by the current frame's payload length and returns
+// the new part, for the caller to fill.
+func (a *Assembler) extend() []byte {
+	m := a.cur
+	n := len(m.Wire)
+	m.Wire = slices.Grow(m.Wire, int(a.need))[:n+int(a.need)]
+	return m.Wire[n:]
+}
+
+// Write appends unmasked payload bytes of the current frame. It fails if p holds more
+// than the header announced.
+func (a *Assembler) Write(p []byte) (int, error) {
+	if uint64(len(p)) > a.need {
+		return 0, fmt.Errorf("wsframe: %d payload bytes written, frame has %d left", len(p), a.need)
+	}
+	a.cur.Wire = append(a.cur.Wire, p...)
+	a.need -= uint64(len(p))
+	return len(p), nil
+}
+
+// End finishes the current frame. It returns the message when the frame completed
+// one (a control frame, or the final frame of a data message), and nil while a
+// fragmented message goes on.
+func (a *Assembler) End() (*Message, error) {
+	if a.need != 0 {
+		return nil, fmt.Errorf("wsframe: frame ended with %d payload bytes missing: %w", a.need, io.ErrUnexpectedEOF)
+	}
+	m := a.cur
+	a.cur = nil
+	if m == &a.ctrl {
+		m.Payload = m.Wire
+		if m.Opcode == OpClose && !a.cfg.Lenient {
+			if _, _, err := ParseClose(m.Payload); err != nil {
+				return nil, err
+			}
+		}
+		return m, nil
+	}
+	if !a.fin {
+		return nil, nil
+	}
+	a.inData = false
+	m.Payload = m.Wire
+	if m.Compressed && a.cfg.Inflater != nil {
+		out, err := a.cfg.Inflater.Inflate(a.inflated[:0], m.Wire, a.cfg.MaxMessageSize)
+		a.inflated = out
+		if err != nil {
+			return nil, err
+		}
+		m.Payload = out
+	}
+	if m.Opcode == OpText && !a.cfg.Lenient && !utf8.Valid(m.Payload) {
+		return nil, ErrInvalidUTF8
+	}
+	return m, nil
+}
