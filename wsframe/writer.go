@@ -124,16 +124,13 @@ func (w *Writer) WriteMessage(op Opcode, rsv uint8, payload []byte, sizes []int)
 	for _, s := range sizes {
 		total += s
 	}
+	whole := [1]int{len(payload)}
 	if total != len(payload) || len(sizes) == 0 {
-		sizes = nil
+		sizes = whole[:]
 	}
 	h := Header{Opcode: op, Rsv: rsv, Masked: w.masks}
-	for i := 0; i == 0 || len(payload) > 0; i++ {
-		n := len(payload)
-		if sizes != nil {
-			n = sizes[i]
-		}
-		h.Fin = n == len(payload)
+	for i, n := range sizes {
+		h.Fin = i == len(sizes)-1
 		if w.masks {
 			h.Mask = w.NewMaskKey()
 		}

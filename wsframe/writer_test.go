@@ -99,6 +99,7 @@ func TestWriteMessageFraming(t *testing.T) {
 	}{
 		{"one frame", nil, 10, []uint64{10}},
 		{"kept sizes", []int{3, 0, 7}, 10, []uint64{3, 0, 7}},
+		{"trailing empty frame", []int{6, 4, 0}, 10, []uint64{6, 4, 0}},
 		{"sizes not adding up", []int{3, 3}, 10, []uint64{10}},
 		{"empty", nil, 0, []uint64{0}},
 	}
