@@ -1,0 +1,241 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+)
+
+// ErrReadOnly is the error of a hook that tried to modify, drop or inject in sniff
+// mode, where the chain only observes.
+var ErrReadOnly = errors.New("plugins: the chain is read-only in sniff mode")
+
+// Error is a failure of one plugin on one connection.
+type Error struct {
+	Plugin string
+	Conn   string
+	Op     string // "OnMessage", "Decode" or "Encode"
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("plugins: %s: conn %s: %s: %v", e.Plugin, e.Conn, e.Op, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorPolicy says what a failing hook does to its connection.
+type ErrorPolicy uint8
+
+// Error policies.
+const (
+	// FailOpen logs the error and goes on as if the hook had passed the message
+	// (a failed Encode sends the message unmodified).
+	FailOpen ErrorPolicy = iota
+	// FailClose makes Run return the error: the proxy closes the connection with 1011.
+	FailClose
+)
+
+// Chain runs hooks and codecs in order. The zero value is an empty chain that passes
+// everything. A Chain is safe for concurrent use once built.
+type Chain struct {
+	elems  []element
+	policy ErrorPolicy
+	log    *slog.Logger
+}
+
+type element struct {
+	name  string
+	hook  Hook
+	codec Codec
+}
+
+// NewChain returns a chain of the given elements, each a [Hook] or a [Codec] (a value
+// that is both is used as a Codec), run in order. A nil logger discards logs.
+func NewChain(policy ErrorPolicy, log *slog.Logger, elems ...any) (*Chain, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Chain{policy: policy, log: log}
+	for _, e := range elems {
+		switch v := e.(type) {
+		case Codec:
+			c.elems = append(c.elems, element{name: v.Name(), codec: v})
+		case Hook:
+			c.elems = append(c.elems, element{name: v.Name(), hook: v})
+		default:
+			return nil, fmt.Errorf("plugins: %T is neither a Hook nor a Codec", e)
+		}
+	}
+	return c, nil
+}
+
+// Len returns the number of hooks and codecs in the chain.
+func (c *Chain) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.elems)
+}
+
+// Names returns the names of the chain's elements in order.
+func (c *Chain) Names() []string {
+	var names []string
+	if c != nil {
+		for _, e := range c.elems {
+			names = append(names, e.name)
+		}
+	}
+	return names
+}
+
+// Result is the outcome of a message's trip through the chain.
+type Result struct {
+	// Action is Pass (forward the original bytes), Modify (forward Payload) or Drop.
+	Action  Action
+	Payload []byte
+	// Decoded is the payload as the innermost codec decoded it, after the hooks; nil
+	// when no codec decoded the message.
+	Decoded []byte
+	// Inject are the messages hooks asked to send.
+	Inject []Injection
+}
+
+// Run passes m through the chain. m.Payload is the wire payload; it is restored
+// before Run returns. The error is non-nil only under [FailClose], when a plugin
+// failed: the caller should close the connection.
+func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
+	if c == nil || len(c.elems) == 0 {
+		return Result{}, nil
+	}
+	type layer struct {
+		codec Codec
+		name  string
+		in    []byte // this layer's input: the payload as it arrived at the codec
+		dirty bool   // a hook changed the payload above this layer
+	}
+	var layers [4]layer
+	stack := layers[:0]
+	orig := m.Payload
+	defer func() { m.Payload = orig }()
+	cur, rootDirty := orig, false
+	readOnly := m.Conn != nil && m.Conn.Mode == Sniff
+	var res Result
+
+	for _, e := range c.elems {
+		m.Payload = cur
+		if e.codec != nil {
+			out, err := safeCall(func() ([]byte, error) { return e.codec.Decode(m) })
+			if err != nil {
+				// Not this layer's format: go on undecoded, and say so once per connection.
+				if m.Conn == nil || m.Conn.once("decode:"+e.name) {
+					c.log.Warn("codec cannot decode; passing the message on undecoded (logged once per connection)",
+						"plugin", e.name, "conn", connID(m), "dir", m.Dir.String(), "err", err)
+				}
+				continue
+			}
+			stack = append(stack, layer{codec: e.codec, name: e.name, in: cur})
+			cur = out
+			continue
+		}
+		var v Verdict
+		_, err := safeCall(func() ([]byte, error) {
+			var err error
+			v, err = e.hook.OnMessage(ctx, m)
+			return nil, err
+		})
+		if err != nil {
+			if err := c.fail(m, e.name, "OnMessage", err); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		if readOnly && (v.Action != Pass || len(v.Inject) > 0) {
+			if m.Conn.once("readonly:" + e.name) {
+				c.log.Error("hook verdict ignored (logged once per connection)", "plugin", e.name, "conn", connID(m),
+					"action", v.Action.String(), "injections", len(v.Inject), "err", ErrReadOnly)
+			}
+			continue
+		}
+		res.Inject = append(res.Inject, v.Inject...)
+		switch v.Action {
+		case Modify:
+			cur = v.Payload
+			if len(stack) > 0 {
+				stack[len(stack)-1].dirty = true
+			} else {
+				rootDirty = true
+			}
+		case Drop:
+			res.Action = Drop
+			if len(stack) > 0 {
+				res.Decoded = cur
+			}
+			return res, nil
+		}
+	}
+	if len(stack) > 0 {
+		res.Decoded = cur
+	}
+	// Unwind the layers: a layer whose output changed is encoded again; an unchanged
+	// layer restores its original input bytes.
+	for i := len(stack) - 1; i >= 0; i-- {
+		l := stack[i]
+		if !l.dirty {
+			cur = l.in
+			continue
+		}
+		m.Payload = l.in
+		decoded := cur
+		enc, err := safeCall(func() ([]byte, error) { return l.codec.Encode(m, decoded) })
+		if err != nil {
+			if err := c.fail(m, l.name, "Encode", err); err != nil {
+				return Result{}, err
+			}
+			// The change cannot be encoded: send the message as it came.
+			return Result{Decoded: res.Decoded, Inject: res.Inject}, nil
+		}
+		cur = enc
+		if i > 0 {
+			stack[i-1].dirty = true
+		} else {
+			rootDirty = true
+		}
+	}
+	if rootDirty {
+		res.Action, res.Payload = Modify, cur
+	}
+	return res, nil
+}
+
+// fail applies the error policy to a plugin failure.
+func (c *Chain) fail(m *Message, name, op string, err error) error {
+	perr := &Error{Plugin: name, Conn: connID(m), Op: op, Err: err}
+	if c.policy == FailClose {
+		return perr
+	}
+	if m.Conn == nil || m.Conn.once("error:"+name) {
+		c.log.Error("plugin failed; the message goes on unmodified (further failures of this plugin on this connection are not logged)",
+			"plugin", name, "conn", perr.Conn, "dir", m.Dir.String(), "op", op, "err", err)
+	}
+	return nil
+}
+
+// safeCall runs f, turning a panic into an error that carries the stack.
+func safeCall(f func() ([]byte, error)) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return f()
+}
+
+func connID(m *Message) string {
+	if m.Conn == nil {
+		return ""
+	}
+	return m.Conn.ID
+}

@@ -1,0 +1,194 @@
+package plugins
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Factory builds a plugin (a [Hook] or a [Codec]) from its options. It must read every
+// option it understands from opts; [Registry.New] rejects the ones left unread.
+type Factory func(opts *Options) (any, error)
+
+// Registration describes a named plugin for the registry and for `wstap plugins`.
+type Registration struct {
+	Name        string
+	Description string      // one line
+	Options     []OptionDoc // the options the factory reads
+	New         Factory
+}
+
+// OptionDoc documents one option of a plugin.
+type OptionDoc struct {
+	Name    string
+	Usage   string
+	Default string
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Registration{}
+)
+
+// namePattern is what a plugin name may look like on the command line.
+var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+
+// Register adds a plugin under r.Name, the short name the CLI uses (`--hook NAME`).
+// Call it from an init function. It panics on an invalid or duplicate name or a nil
+// factory: those are programming errors.
+func Register(r Registration) {
+	if !namePattern.MatchString(r.Name) {
+		panic(fmt.Sprintf("plugins: Register: invalid plugin name %q", r.Name))
+	}
+	if r.New == nil {
+		panic(fmt.Sprintf("plugins: Register: plugin %q has no factory", r.Name))
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[r.Name]; dup {
+		panic(fmt.Sprintf("plugins: Register: plugin %q registered twice", r.Name))
+	}
+	registry[r.Name] = r
+}
+
+// Registered returns the registered plugins sorted by name.
+func Registered() []Registration {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	return slices.SortedFunc(maps.Values(registry), func(a, b Registration) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// Lookup returns the registration of the plugin called name.
+func Lookup(name string) (Registration, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	r, ok := registry[name]
+	return r, ok
+}
+
+// New builds the registered plugin called name with the given options, rejecting
+// options the plugin does not read.
+func New(name string, opts map[string]string) (any, error) {
+	r, ok := Lookup(name)
+	if !ok {
+		var names []string
+		for _, r := range Registered() {
+			names = append(names, r.Name)
+		}
+		return nil, fmt.Errorf("plugins: unknown plugin %q (known: %s)", name, strings.Join(names, ", "))
+	}
+	o := &Options{plugin: name, values: opts, used: map[string]bool{}}
+	p, err := r.New(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.unused(); err != nil {
+		return nil, err
+	}
+	switch p.(type) {
+	case Hook, Codec:
+		return p, nil
+	}
+	return nil, fmt.Errorf("plugins: %s: factory returned %T, neither a Hook nor a Codec", name, p)
+}
+
+// Options are a plugin's key=value options, read by its factory. Each getter marks
+// the option as read; errors name the plugin and the option.
+type Options struct {
+	plugin string
+	values map[string]string
+	used   map[string]bool
+}
+
+// NewOptions returns options for plugin, for factories called outside [New] (tests,
+// custom builds).
+func NewOptions(plugin string, values map[string]string) *Options {
+	return &Options{plugin: plugin, values: values, used: map[string]bool{}}
+}
+
+func (o *Options) get(name string) (string, bool) {
+	o.used[name] = true
+	v, ok := o.values[name]
+	return v, ok
+}
+
+// Errorf returns an error about option name of the plugin.
+func (o *Options) Errorf(name, format string, args ...any) error {
+	return fmt.Errorf("plugins: %s: option %s: %s", o.plugin, name, fmt.Sprintf(format, args...))
+}
+
+// String returns option name, or def when it is absent.
+func (o *Options) String(name, def string) string {
+	if v, ok := o.get(name); ok {
+		return v
+	}
+	return def
+}
+
+// Required returns option name, or an error when it is absent or empty.
+func (o *Options) Required(name string) (string, error) {
+	v, ok := o.get(name)
+	if !ok || v == "" {
+		return "", o.Errorf(name, "required")
+	}
+	return v, nil
+}
+
+// Bool returns option name as a boolean (true, false, 1, 0…), or def when absent.
+func (o *Options) Bool(name string, def bool) (bool, error) {
+	v, ok := o.get(name)
+	if !ok {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def, o.Errorf(name, "%q is not a boolean", v)
+	}
+	return b, nil
+}
+
+// Int returns option name as an integer, or def when absent.
+func (o *Options) Int(name string, def int) (int, error) {
+	v, ok := o.get(name)
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return def, o.Errorf(name, "%q is not an integer", v)
+	}
+	return n, nil
+}
+
+// Direction returns option name as a direction filter: "c2s", "s2c" or "both" (the
+// default when absent); 0 means both.
+func (o *Options) Direction(name string) (Direction, error) {
+	switch v, _ := o.get(name); v {
+	case "", "both":
+		return 0, nil
+	case "c2s":
+		return ClientToServer, nil
+	case "s2c":
+		return ServerToClient, nil
+	default:
+		return 0, o.Errorf(name, "%q, want c2s, s2c or both", v)
+	}
+}
+
+func (o *Options) unused() error {
+	var unknown []string
+	for k := range o.values {
+		if !o.used[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return fmt.Errorf("plugins: %s: unknown option %s (see 'wstap plugins')", o.plugin, strings.Join(unknown, ", "))
+}
