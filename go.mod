@@ -7,5 +7,6 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/klauspost/compress v1.20.4
+	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.25.0
 )

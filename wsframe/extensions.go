@@ -261,8 +261,9 @@ func NegotiateDeflate(offer, response []string) (params DeflateParams, ok bool, 
 				params.ClientNoContextTakeover = true
 			}
 		case "server_max_window_bits", "client_max_window_bits":
+			// RFC 7692 §7.1.2: 1*DIGIT without a leading zero (so no sign either).
 			bits, err := strconv.Atoi(p.Value)
-			if !p.HasValue || err != nil || bits < 8 || bits > 15 || p.Value[0] == '0' {
+			if !p.HasValue || err != nil || bits < 8 || bits > 15 || p.Value[0] < '1' || p.Value[0] > '9' {
 				return DeflateParams{}, false, fmt.Errorf("%w: %s=%q, want 8..15", ErrExtensions, p.Name, p.Value)
 			}
 			if p.Name == "server_max_window_bits" {

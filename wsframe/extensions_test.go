@@ -68,6 +68,7 @@ func TestNegotiateDeflate(t *testing.T) {
 		{name: "client bits without value", offer: chromium, response: []string{"permessage-deflate; client_max_window_bits"}, wantErr: true},
 		{name: "window 7", offer: chromium, response: []string{"permessage-deflate; server_max_window_bits=7"}, wantErr: true},
 		{name: "window 16", offer: chromium, response: []string{"permessage-deflate; server_max_window_bits=16"}, wantErr: true},
+		{name: "window +9", offer: chromium, response: []string{`permessage-deflate; server_max_window_bits="+9"`}, wantErr: true},
 		{name: "window 010", offer: chromium, response: []string{"permessage-deflate; server_max_window_bits=010"}, wantErr: true},
 		{name: "duplicate", offer: chromium, response: []string{"permessage-deflate; server_no_context_takeover; server_no_context_takeover"}, wantErr: true},
 		{name: "takeover flag with value", offer: chromium, response: []string{"permessage-deflate; server_no_context_takeover=1"}, wantErr: true},
