@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+
+	"github.com/wstap/wstap/wsframe"
 )
 
 // ErrReadOnly is the error of a hook that tried to modify, drop or inject in sniff
@@ -238,4 +240,55 @@ func connID(m *Message) string {
 		return ""
 	}
 	return m.Conn.ID
+}
+
+// Handshake calls the chain's HandshakeHooks in order; the first error refuses the
+// connection.
+func (c *Chain) Handshake(ctx context.Context, h *Handshake) error {
+	if c == nil {
+		return nil
+	}
+	for _, e := range c.elems {
+		if hh, ok := e.plugin().(HandshakeHook); ok {
+			if _, err := safeCall(func() ([]byte, error) { return nil, hh.OnHandshake(ctx, h) }); err != nil {
+				return &Error{Plugin: e.name, Op: "OnHandshake", Err: err}
+			}
+		}
+	}
+	return nil
+}
+
+// Opened calls the chain's OpenHooks for a new connection.
+func (c *Chain) Opened(ctx context.Context, conn *Conn) {
+	if c == nil {
+		return
+	}
+	for _, e := range c.elems {
+		if oh, ok := e.plugin().(OpenHook); ok {
+			if _, err := safeCall(func() ([]byte, error) { oh.OnOpen(ctx, conn); return nil, nil }); err != nil {
+				c.log.Error("plugin failed", "plugin", e.name, "conn", conn.ID, "op", "OnOpen", "err", err)
+			}
+		}
+	}
+}
+
+// Closed calls the chain's CloseHooks for a connection that ended.
+func (c *Chain) Closed(ctx context.Context, conn *Conn, code wsframe.CloseCode, reason string) {
+	if c == nil {
+		return
+	}
+	for _, e := range c.elems {
+		if ch, ok := e.plugin().(CloseHook); ok {
+			if _, err := safeCall(func() ([]byte, error) { ch.OnClose(ctx, conn, code, reason); return nil, nil }); err != nil {
+				c.log.Error("plugin failed", "plugin", e.name, "conn", conn.ID, "op", "OnClose", "err", err)
+			}
+		}
+	}
+}
+
+func (e element) plugin() any {
+	if e.codec != nil {
+		return e.codec
+	}
+	return e.hook
 }

@@ -127,10 +127,9 @@ func (a *Assembler) ReadMessage(r *Reader) (*Message, error) {
 		if err := a.Begin(h); err != nil {
 			return nil, err
 		}
-		if _, err := io.ReadFull(r, a.extend()); err != nil {
-			return nil, unexpected(err)
+		if err := a.ReadPayload(r); err != nil {
+			return nil, err
 		}
-		a.need = 0
 		if m, err := a.End(); m != nil || err != nil {
 			return m, err
 		}
@@ -195,6 +194,38 @@ func (a *Assembler) Begin(h Header) error {
 	}
 	a.need, a.fin = h.Length, h.Fin
 	return nil
+}
+
+// ReadPayload reads the whole payload of the frame begun with Begin from r (a
+// [Reader] positioned at that frame) straight into the message buffer.
+func (a *Assembler) ReadPayload(r io.Reader) error {
+	if _, err := io.ReadFull(r, a.extend()); err != nil {
+		return unexpected(err)
+	}
+	a.need = 0
+	return nil
+}
+
+// Partial returns the headers and wire payload of the data message in progress, or
+// nil when there is none. The slices belong to the Assembler.
+func (a *Assembler) Partial() (frames []Header, wire []byte) {
+	if !a.inData {
+		return nil, nil
+	}
+	return a.data.Frames, a.data.Wire
+}
+
+// Detach gives up the data message in progress, which must have no payload pending,
+// and returns the headers and wire payload of the frames it received so far. The
+// caller takes over the rest of that message: its continuation frames must not be
+// passed to Begin, which would reject them. A relay uses it to stream a message that
+// turned out too large to hold.
+func (a *Assembler) Detach() (frames []Header, wire []byte) {
+	if !a.inData {
+		return nil, nil
+	}
+	a.inData = false
+	return a.data.Frames, a.data.Wire
 }
 
 // extend grows the current message by the current frame's payload length and returns

@@ -86,14 +86,7 @@ func (w *Writer) WriteFrame(h Header, payload []byte) error {
 	}
 	w.buf = AppendHeader(w.buf, h)
 	if !h.Masked {
-		w.vec = [2][]byte{w.buf, payload}
-		w.buffers = w.vec[:]
-		_, err := w.buffers.WriteTo(w.dst)
-		w.buf, w.vec = w.buf[:0], [2][]byte{}
-		if err != nil {
-			return fmt.Errorf("wsframe: write: %w", err)
-		}
-		return nil
+		return w.WriteRaw(payload)
 	}
 	sp := maskScratch.Get().(*[]byte)
 	defer maskScratch.Put(sp)
@@ -155,6 +148,35 @@ func (w *Writer) WriteFrames(frames []Header, payload []byte) error {
 			return err
 		}
 		payload = payload[h.Length:]
+	}
+	return nil
+}
+
+// WriteHeader writes a frame header on its own, for a caller that streams the
+// payload after it with WriteRaw.
+func (w *Writer) WriteHeader(h Header) error {
+	if MaxHeaderSize > cap(w.buf)-len(w.buf) {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	w.buf = AppendHeader(w.buf, h)
+	return nil
+}
+
+// WriteRaw writes bytes exactly as given: payload that is already masked (or needs
+// no mask), from [Reader.ReadRaw], after WriteHeader. Large writes bypass the buffer.
+func (w *Writer) WriteRaw(p []byte) error {
+	if len(p) <= cap(w.buf)-len(w.buf) {
+		w.buf = append(w.buf, p...)
+		return nil
+	}
+	w.vec = [2][]byte{w.buf, p}
+	w.buffers = w.vec[:]
+	_, err := w.buffers.WriteTo(w.dst)
+	w.buf, w.vec = w.buf[:0], [2][]byte{}
+	if err != nil {
+		return fmt.Errorf("wsframe: write: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,377 @@
+// Package proxy is wstap's intercepting proxy: an HTTP proxy (goproxy) that MITMs
+// HTTPS with certificates from package certs, passes ordinary HTTP through untouched,
+// and takes over every WebSocket upgrade (ws:// inside CONNECT, wss:// inside a
+// MITM'd CONNECT, and absolute-form GET ws://): the handshake goes upstream with the
+// client's header values, and then every message in both directions is parsed by
+// wsframe, passed through the plugins.Chain, and written to the other side.
+//
+// Unchanged messages are forwarded byte for byte (same frames, same masks, same
+// compressed bytes). A rewritten, dropped or injected message under
+// permessage-deflate with context takeover would desynchronise the receiver's
+// inflate window, so from the first such change on the proxy compresses that
+// direction itself, without back-references and within the receiver's negotiated
+// window (see wsframe.Deflater).
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/wstap/wstap/certs"
+	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/wsframe"
+)
+
+// Default limits (the --max-hook-message and --max-message flags).
+const (
+	DefaultMaxHookMessage = 16 << 20
+	DefaultMaxMessage     = 1 << 30
+)
+
+// Config configures a [Proxy].
+type Config struct {
+	// CA signs the certificates presented to clients for MITM'd hosts. Required.
+	CA *certs.CA
+	// Chain runs on every WebSocket message; nil passes everything.
+	Chain *plugins.Chain
+	// Observer receives connection events after the chain (the event log); nil
+	// means none.
+	Observer plugins.Observer
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+
+	// UpstreamInsecure skips verification of upstream TLS certificates.
+	UpstreamInsecure bool
+	// UpstreamProxy, when set, is an HTTP proxy all upstream traffic goes through.
+	UpstreamProxy *url.URL
+
+	// MaxHookMessage is the largest message passed to the hooks; larger ones are
+	// streamed through (DefaultMaxHookMessage when 0).
+	MaxHookMessage int64
+	// MaxMessage is the largest message relayed; a larger one closes the
+	// connection with 1009 (DefaultMaxMessage when 0).
+	MaxMessage int64
+}
+
+// Proxy is an intercepting HTTP proxy. It is an http.Handler; [Proxy.Serve] runs it
+// on a listener.
+type Proxy struct {
+	gp             *goproxy.ProxyHttpServer
+	tr             *http.Transport
+	ca             *certs.CA
+	chain          *plugins.Chain
+	observer       plugins.Observer
+	log            *slog.Logger
+	maxHookMessage int64
+	maxMessage     int64
+
+	ids      atomic.Uint64
+	sessions sync.Map // *session → struct{}
+}
+
+// upgradeInfo travels from the request handler to the response handler in
+// goproxy's ProxyCtx.UserData.
+type upgradeInfo struct {
+	url    *url.URL // ws:// or wss://
+	server atomic.Pointer[net.Conn]
+}
+
+// New returns a Proxy for cfg.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.CA == nil {
+		return nil, errors.New("proxy: Config.CA is required")
+	}
+	p := &Proxy{ca: cfg.CA, chain: cfg.Chain, observer: cfg.Observer, log: cfg.Logger,
+		maxHookMessage: cfg.MaxHookMessage, maxMessage: cfg.MaxMessage}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.observer == nil {
+		p.observer = plugins.Observers(nil)
+	}
+	if p.maxMessage <= 0 {
+		p.maxMessage = DefaultMaxMessage
+	}
+	if p.maxHookMessage <= 0 {
+		p.maxHookMessage = DefaultMaxHookMessage
+	}
+	p.maxHookMessage = min(p.maxHookMessage, p.maxMessage)
+
+	p.tr = &http.Transport{
+		Proxy:               http.ProxyURL(cfg.UpstreamProxy),
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: cfg.UpstreamInsecure},
+		DisableCompression:  true, // never add Accept-Encoding the client did not send
+		ForceAttemptHTTP2:   false,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 15 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	gp := goproxy.NewProxyHttpServer()
+	gp.Tr = p.tr
+	gp.KeepAcceptEncoding = true
+	gp.Logger = goproxyLogger{p.log}
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "wstap is a proxy: point your browser's HTTP and HTTPS proxy at this address", http.StatusBadRequest)
+	})
+	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig}, host
+	})
+	gp.OnRequest().DoFunc(p.onRequest)
+	gp.OnResponse().DoFunc(p.onResponse)
+	p.gp = gp
+	return p, nil
+}
+
+func (p *Proxy) tlsConfig(host string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
+	return p.ca.TLSConfig(host), nil
+}
+
+// ServeHTTP serves one proxy request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.gp.ServeHTTP(w, r) }
+
+// isUpgrade reports whether h asks for (or answers) a WebSocket upgrade.
+func isUpgrade(h http.Header) bool {
+	return headerHasToken(h, "Connection", "upgrade") && headerHasToken(h, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onRequest prepares WebSocket upgrades: it maps ws:// and wss:// to the schemes the
+// transport speaks, keeps the client's header values intact, records which server
+// the transport connects to, and runs the handshake hooks.
+func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	switch r.URL.Scheme {
+	case "ws":
+		r.URL.Scheme = "http"
+	case "wss":
+		r.URL.Scheme = "https"
+	}
+	if !isUpgrade(r.Header) {
+		p.keepUserAgent(r)
+		return r, nil
+	}
+	p.keepUserAgent(r)
+	info := &upgradeInfo{url: wsURL(r)}
+	if err := p.chain.Handshake(r.Context(), &plugins.Handshake{URL: info.url, Request: r.Header}); err != nil {
+		p.log.Warn("handshake refused by a hook", "url", info.url.String(), "err", err)
+		return r, goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusForbidden, "refused by wstap hook: "+err.Error()+"\n")
+	}
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { info.server.Store(&ci.Conn) }}
+	ctx.UserData = info
+	return r.WithContext(httptrace.WithClientTrace(r.Context(), trace)), nil
+}
+
+// keepUserAgent stops Go's client from adding "User-Agent: Go-http-client/1.1" to a
+// request that had none: the server must see the client's headers, not ours.
+func (p *Proxy) keepUserAgent(r *http.Request) {
+	if _, ok := r.Header["User-Agent"]; !ok {
+		r.Header["User-Agent"] = []string{""}
+	}
+}
+
+func wsURL(r *http.Request) *url.URL {
+	u := *r.URL
+	if u.Scheme == "https" {
+		u.Scheme = "wss"
+	} else {
+		u.Scheme = "ws"
+	}
+	if u.Host == "" {
+		u.Host = r.Host
+	}
+	return &u
+}
+
+// onResponse takes over a 101 answer to a WebSocket upgrade: the session replaces
+// the response body that goproxy relays.
+func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+	info, _ := ctx.UserData.(*upgradeInfo)
+	if resp == nil || info == nil || resp.StatusCode != http.StatusSwitchingProtocols || !isUpgrade(resp.Header) {
+		return resp
+	}
+	upstream, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		p.log.Error("101 response body is not writable; relaying nothing", "url", info.url.String())
+		return resp
+	}
+	s, err := p.newSession(ctx.Req, resp, upstream, info)
+	if err != nil {
+		upstream.Close()
+		p.log.Warn("server's WebSocket handshake answer is invalid", "url", info.url.String(), "err", err)
+		return goproxy.NewResponse(ctx.Req, goproxy.ContentTypeText, http.StatusBadGateway, "wstap: "+err.Error()+"\n")
+	}
+	resp.Body = s
+	return resp
+}
+
+func (p *Proxy) newSession(req *http.Request, resp *http.Response, upstream io.ReadWriteCloser, info *upgradeInfo) (*session, error) {
+	params, deflate, err := wsframe.NegotiateDeflate(req.Header.Values("Sec-WebSocket-Extensions"), resp.Header.Values("Sec-WebSocket-Extensions"))
+	if err != nil {
+		return nil, err
+	}
+	if exts, _ := wsframe.ParseExtensions(resp.Header.Values("Sec-WebSocket-Extensions")); len(exts) > 1 || (len(exts) == 1 && !deflate) {
+		return nil, fmt.Errorf("server accepted extensions wstap cannot parse: %s", strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", "))
+	}
+	conn := &plugins.Conn{
+		ID:          "c" + strconv.FormatUint(p.ids.Add(1), 10),
+		URL:         info.url,
+		Mode:        plugins.Proxy,
+		Request:     req.Header.Clone(),
+		Status:      resp.StatusCode,
+		Response:    resp.Header.Clone(),
+		Subprotocol: resp.Header.Get("Sec-WebSocket-Protocol"),
+		Extensions:  strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", "),
+	}
+	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
+		conn.Client = net.TCPAddrFromAddrPort(ap)
+	}
+	if c := info.server.Load(); c != nil {
+		conn.Server = (*c).RemoteAddr()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{p: p, conn: conn, upstream: upstream, params: params, deflate: deflate,
+		clientReady: make(chan struct{}), ctx: ctx, cancel: cancel}
+	s.toServer = newLeg(upstreamWriter{upstream, info}, wsframe.Client, params.Sender(wsframe.Client))
+	conn.Controller = control{s}
+	p.sessions.Store(s, struct{}{})
+	now := time.Now()
+	p.observer.Opened(conn, now)
+	p.chain.Opened(ctx, conn)
+	return s, nil
+}
+
+// upstreamWriter writes to the server through the 101 body and sets deadlines on
+// the underlying connection.
+type upstreamWriter struct {
+	io.Writer
+	info *upgradeInfo
+}
+
+func (u upstreamWriter) SetWriteDeadline(t time.Time) error {
+	if c := u.info.server.Load(); c != nil {
+		return (*c).SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// Serve accepts proxy connections on ln until ctx is cancelled, then closes the
+// listener, every client connection and every WebSocket session (with 1001 Going
+// Away), and returns.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	tl := &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slogErrorLog(p.log)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tl) }()
+	select {
+	case err := <-errc:
+		p.shutdown(tl)
+		return err
+	case <-ctx.Done():
+	}
+	srv.Close()
+	<-errc
+	p.shutdown(tl)
+	return nil
+}
+
+func (p *Proxy) shutdown(tl *trackingListener) {
+	p.sessions.Range(func(k, _ any) bool {
+		k.(*session).end(wsframe.CloseGoingAway, "proxy shutting down", "proxy")
+		return true
+	})
+	tl.closeAll()
+	p.tr.CloseIdleConnections()
+}
+
+// trackingListener remembers accepted connections, including the ones the HTTP
+// server hijacks for CONNECT tunnels and WebSockets, so shutdown can close them.
+type trackingListener struct {
+	net.Listener
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, l: l}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	l.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+func (l *trackingListener) closeAll() {
+	l.mu.Lock()
+	l.closed = true
+	conns := make([]net.Conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *trackingListener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// goproxyLogger sends goproxy's printf-style logs to slog at debug level.
+type goproxyLogger struct{ log *slog.Logger }
+
+func (g goproxyLogger) Printf(format string, v ...any) {
+	g.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "goproxy")
+}
+
+// slogErrorLog routes net/http's server errors (TLS handshake noise, mostly) to
+// slog at debug level.
+func slogErrorLog(l *slog.Logger) *log.Logger {
+	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
+}

@@ -1,0 +1,570 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/wsframe"
+)
+
+// previewBytes is how much of a message that bypasses the hooks is kept for the log.
+const previewBytes = 4 << 10
+
+// maxEarlyBytes bounds the client bytes goproxy hands over with Write before the
+// stream itself (what its request parser had buffered: at most its buffer size).
+const maxEarlyBytes = 64 << 10
+
+// errUnexpectedPath reports that goproxy drove the relay in a way it was not built
+// for (see session); tests pin the goproxy version that drives it as expected.
+var errUnexpectedPath = errors.New("proxy: goproxy relayed the WebSocket through an unexpected path")
+
+// session relays one WebSocket connection. It takes goproxy's place as the 101
+// response body, which goproxy copies to and from the client with io.Copy:
+//
+//   - io.Copy(client, session) calls session.WriteTo(client): that goroutine reads the
+//     server, runs the chain and writes to the client (server → client pump);
+//   - io.Copy(session, clientReader) ends in session.ReadFrom(clientReader), after at
+//     most one Write of bytes goproxy's parser had buffered: that goroutine reads the
+//     client and writes to the server (client → server pump).
+//
+// So each direction is read, processed and written by one goroutine that goproxy
+// already runs, and the session starts none of its own. Whichever pump ends first
+// tears the connection down (close frames to whoever still listens, both sockets
+// closed), which ends the other pump.
+type session struct {
+	p        *Proxy
+	conn     *plugins.Conn
+	upstream io.ReadWriteCloser // the server, as the 101 response body
+
+	params   wsframe.DeflateParams
+	deflate  bool
+	toServer *leg // c2s output
+	toClient *leg // s2c output, set when WriteTo starts
+
+	early []byte // client bytes received with Write before ReadFrom
+
+	mu          sync.Mutex
+	clientReady chan struct{} // closed when toClient is set (or the session ends)
+	client      io.Closer     // the client connection, once known
+	done        bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	seq     [2]atomic.Uint64                   // next sequence number per direction
+	closeEv atomic.Pointer[plugins.CloseEvent] // the first close frame seen
+	endOnce sync.Once
+}
+
+// leg is one output side: a frame writer shared by the pump that relays into it and
+// by injections. mu serialises whole messages, so frames never interleave.
+type leg struct {
+	mu       sync.Mutex
+	w        *wsframe.Writer
+	dst      io.Writer
+	comp     wsframe.Compression // how the receiver expects this direction compressed
+	owned    bool                // the proxy compresses this direction itself (see wsframe docs)
+	deflater *wsframe.Deflater
+	scratch  []byte
+	closed   bool // a close frame was written
+}
+
+func newLeg(dst io.Writer, sender wsframe.Side, comp wsframe.Compression) *leg {
+	return &leg{w: wsframe.NewWriter(dst, sender, 0), dst: dst, comp: comp}
+}
+
+// writeMessage writes a new or modified message, compressing it when the original
+// was compressed. Frame sizes are kept when the wire length did not change.
+func (l *leg) writeMessage(op wsframe.Opcode, payload []byte, compress bool, sizes []int) error {
+	var rsv uint8
+	if compress {
+		if l.deflater == nil {
+			// No back-references into earlier messages, and a window no larger than
+			// the receiver negotiated: always decodable by the receiver.
+			d, err := wsframe.NewDeflater(wsframe.Compression{WindowBits: l.comp.WindowBits})
+			if err != nil {
+				return err
+			}
+			l.deflater = d
+		}
+		var err error
+		l.scratch, err = l.deflater.Deflate(l.scratch[:0], payload)
+		if err != nil {
+			return err
+		}
+		payload, rsv = l.scratch, wsframe.RSV1
+	}
+	err := l.w.WriteMessage(op, rsv, payload, sizes)
+	if cap(l.scratch) > 1<<20 {
+		l.scratch = nil
+	}
+	return err
+}
+
+func (s *session) leg(d plugins.Direction) *leg {
+	if d == plugins.ClientToServer {
+		return s.toServer
+	}
+	<-s.clientReady
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.toClient
+}
+
+// Write receives client bytes goproxy had buffered before it starts the stream copy.
+func (s *session) Write(p []byte) (int, error) {
+	if len(s.early)+len(p) > maxEarlyBytes {
+		s.p.log.Error("relay", "conn", s.conn.ID, "err", errUnexpectedPath)
+		s.end(wsframe.CloseInternalError, "proxy relay error", "proxy")
+		return 0, errUnexpectedPath
+	}
+	s.early = append(s.early, p...)
+	return len(p), nil
+}
+
+// Read is not used: goproxy copies from the session with WriteTo.
+func (s *session) Read([]byte) (int, error) {
+	s.p.log.Error("relay", "conn", s.conn.ID, "err", errUnexpectedPath)
+	s.end(wsframe.CloseInternalError, "proxy relay error", "proxy")
+	return 0, errUnexpectedPath
+}
+
+// ReadFrom runs the client → server pump.
+func (s *session) ReadFrom(client io.Reader) (int64, error) {
+	src := client
+	if len(s.early) > 0 {
+		src = io.MultiReader(bytes.NewReader(s.early), client)
+	}
+	s.pump(plugins.ClientToServer, src, s.toServer)
+	return 0, nil
+}
+
+// WriteTo runs the server → client pump.
+func (s *session) WriteTo(client io.Writer) (int64, error) {
+	s.mu.Lock()
+	if c, ok := client.(io.Closer); ok {
+		s.client = c
+	}
+	if s.done { // the session ended before goproxy got here
+		s.mu.Unlock()
+		s.closeSockets()
+		return 0, nil
+	}
+	s.toClient = newLeg(client, wsframe.Server, s.params.Sender(wsframe.Server))
+	close(s.clientReady)
+	s.mu.Unlock()
+	s.pump(plugins.ServerToClient, s.upstream, s.toClient)
+	return 0, nil
+}
+
+// Close ends the session (goproxy calls it on the MITM path).
+func (s *session) Close() error {
+	s.end(wsframe.CloseGoingAway, "", "proxy")
+	return nil
+}
+
+// pump relays one direction until its source ends or the session is torn down.
+func (s *session) pump(dir plugins.Direction, src io.Reader, out *leg) {
+	sender := dir.Sender()
+	rules := wsframe.Rules{Sender: sender}
+	cfg := wsframe.AssemblerConfig{Limits: wsframe.Limits{MaxMessageSize: s.p.maxMessage}}
+	comp := s.params.Sender(sender)
+	if s.deflate {
+		rules.Extensions = wsframe.RSV1
+		cfg.Inflater = wsframe.NewInflater(comp)
+	}
+	pp := &pumper{s: s, dir: dir, out: out, r: wsframe.NewReader(src, rules, 0), a: wsframe.NewAssembler(cfg), takeover: s.deflate && comp.ContextTakeover}
+	err := pp.run()
+	s.finish(dir, err)
+}
+
+// finish maps the reason a pump stopped to what both sides are told.
+func (s *session) finish(dir plugins.Direction, err error) {
+	peer := dir.Sender().String()
+	var pe *wsframe.ProtocolError
+	var perr *plugins.Error
+	switch {
+	case s.ctx.Err() != nil:
+		// Torn down by the other pump or by the proxy.
+		s.end(wsframe.CloseGoingAway, "", "proxy")
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		if ev := s.closeEv.Load(); ev != nil {
+			s.end(ev.Code, ev.Reason, ev.By) // the close handshake happened
+			return
+		}
+		s.p.log.Info("peer went away without a close frame", "conn", s.conn.ID, "peer", peer, "err", err)
+		s.end(wsframe.CloseGoingAway, peer+" went away", "proxy")
+	case errors.As(err, &pe):
+		s.p.log.Warn("protocol error; closing the connection", "conn", s.conn.ID, "peer", peer, "code", int(pe.Code), "err", err)
+		s.end(pe.Code, truncReason(err.Error()), "proxy")
+	case errors.As(err, &perr):
+		s.p.log.Error("hook failed; closing the connection (--hook-errors close)", "conn", s.conn.ID, "plugin", perr.Plugin, "err", perr.Err)
+		s.end(wsframe.CloseInternalError, "hook "+perr.Plugin+" failed", "proxy")
+	default:
+		s.p.log.Warn("relay ended", "conn", s.conn.ID, "dir", dir.String(), "err", err)
+		s.end(wsframe.CloseGoingAway, "", "proxy")
+	}
+}
+
+func truncReason(s string) string {
+	if len(s) > wsframe.MaxControlPayload-2 {
+		return s[:wsframe.MaxControlPayload-2]
+	}
+	return s
+}
+
+// end tears the session down once: a close frame with code and reason to each side
+// that has not sent or received one yet (1006 is never sent: it means no close
+// frame), both sockets closed, the close event logged.
+func (s *session) end(code wsframe.CloseCode, reason, by string) {
+	s.endOnce.Do(func() {
+		s.cancel()
+		wire := code
+		if !wire.ValidOnWire() {
+			wire = wsframe.CloseGoingAway
+		}
+		payload := wsframe.AppendClose(nil, wire, reason)
+		s.mu.Lock()
+		s.done = true
+		toClient := s.toClient
+		if toClient == nil {
+			close(s.clientReady) // wake injections waiting for the client leg
+		}
+		s.mu.Unlock()
+		for _, l := range []*leg{s.toServer, toClient} {
+			if l == nil {
+				continue
+			}
+			// A writer blocked on a stuck peer holds the lock; the deadline frees it.
+			if c, ok := l.dst.(interface{ SetWriteDeadline(time.Time) error }); ok {
+				c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			}
+			if !l.mu.TryLock() {
+				continue
+			}
+			if !l.closed {
+				l.closed = true
+				if l.w.WriteMessage(wsframe.OpClose, 0, payload, nil) == nil {
+					l.w.Flush()
+				}
+			}
+			l.mu.Unlock()
+		}
+		s.closeSockets()
+		ev := plugins.CloseEvent{Time: time.Now(), Code: code, Reason: reason, By: by}
+		if first := s.closeEv.Load(); first != nil {
+			ev = *first
+		}
+		s.p.chain.Closed(context.Background(), s.conn, ev.Code, ev.Reason)
+		s.p.observer.Closed(s.conn, ev)
+		s.p.sessions.Delete(s)
+	})
+}
+
+func (s *session) closeSockets() {
+	s.upstream.Close()
+	s.mu.Lock()
+	if s.client != nil {
+		s.client.Close()
+	}
+	s.mu.Unlock()
+}
+
+// pumper is the state of one direction's pump.
+type pumper struct {
+	s        *session
+	dir      plugins.Direction
+	out      *leg
+	r        *wsframe.Reader
+	a        *wsframe.Assembler
+	seq      uint64
+	takeover bool // the sender compresses with context takeover
+
+	sizes []int
+
+	// Streaming a message too large for the hooks.
+	streaming    bool
+	streamOp     wsframe.Opcode
+	streamLen    int64
+	streamFrames int
+	preview      []byte
+	buf          []byte
+}
+
+func (pp *pumper) run() error {
+	defer func() {
+		if pp.streaming { // torn down mid-message
+			pp.streaming = false
+			pp.out.mu.Unlock()
+		}
+	}()
+	for {
+		h, err := pp.r.NextFrame()
+		if err != nil {
+			return err
+		}
+		if err := pp.frame(h); err != nil {
+			return err
+		}
+		if !pp.r.Ready() {
+			// Nothing more to process without blocking: send what is batched.
+			pp.lock()
+			err := pp.out.w.Flush()
+			pp.unlock()
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// lock and unlock guard the output leg, except while a streamed message holds it.
+func (pp *pumper) lock() {
+	if !pp.streaming {
+		pp.out.mu.Lock()
+	}
+}
+
+func (pp *pumper) unlock() {
+	if !pp.streaming {
+		pp.out.mu.Unlock()
+	}
+}
+
+// frame handles one frame whose header was just read.
+func (pp *pumper) frame(h wsframe.Header) error {
+	maxHook := pp.s.p.maxHookMessage
+	switch {
+	case pp.streaming && !h.Opcode.IsControl():
+		if h.Opcode != wsframe.OpContinuation {
+			return fmt.Errorf("%w (%s)", wsframe.ErrExpectedContinue, h.Opcode)
+		}
+		return pp.streamFrame(h)
+	case h.Opcode.IsData() && !h.Compressed() && !pp.a.InMessage() && h.Length > uint64(maxHook):
+		// A new uncompressed message too large for the hooks: stream it.
+		if err := pp.startStream(h.Opcode, nil, nil); err != nil {
+			return err
+		}
+		return pp.streamFrame(h)
+	case h.Opcode == wsframe.OpContinuation && pp.a.InMessage():
+		// An uncompressed message growing past the hook limit: stream the rest.
+		// (Compressed ones are assembled up to --max-message: inflating needs the
+		// whole message, and the window needs every message.)
+		if frames, wire := pp.a.Partial(); !frames[0].Compressed() && int64(len(wire))+int64(h.Length) > maxHook {
+			pp.a.Detach()
+			if err := pp.startStream(frames[0].Opcode, frames, wire); err != nil {
+				return err
+			}
+			return pp.streamFrame(h)
+		}
+	}
+	if err := pp.a.Begin(h); err != nil {
+		return err
+	}
+	if err := pp.a.ReadPayload(pp.r); err != nil {
+		return err
+	}
+	m, err := pp.a.End()
+	if err != nil || m == nil {
+		return err
+	}
+	if m.Opcode.IsControl() {
+		return pp.control(m)
+	}
+	return pp.message(m)
+}
+
+// control relays a ping, pong or close frame unchanged and logs it.
+func (pp *pumper) control(m *wsframe.Message) error {
+	now := time.Now()
+	if m.Opcode == wsframe.OpClose {
+		code, reason, _ := wsframe.ParseClose(m.Payload)
+		pp.s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: now, Code: code, Reason: reason, By: pp.dir.Sender().String()})
+	}
+	pp.lock()
+	var err error
+	if !pp.out.closed {
+		pp.out.closed = m.Opcode == wsframe.OpClose
+		err = pp.out.w.WriteFrames(m.Frames, m.Wire)
+	}
+	pp.unlock()
+	pp.s.p.observer.Message(&plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
+		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: 1})
+	return err
+}
+
+// message runs a data message through the chain and forwards the verdict.
+func (pp *pumper) message(m *wsframe.Message) error {
+	s := pp.s
+	now := time.Now()
+	hooked := int64(len(m.Payload)) <= s.p.maxHookMessage
+	rec := plugins.Record{Conn: s.conn, Dir: pp.dir, Seq: s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
+		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: len(m.Frames), Compressed: m.Compressed, Hooked: hooked}
+	var res plugins.Result
+	if hooked {
+		msg := plugins.Message{Conn: s.conn, Dir: pp.dir, Opcode: m.Opcode, Payload: m.Payload, Time: now, Seq: rec.Seq}
+		var err error
+		if res, err = s.p.chain.Run(s.ctx, &msg); err != nil {
+			return err
+		}
+		rec.Decoded = res.Decoded
+	} else if len(rec.Payload) > previewBytes {
+		rec.Payload, rec.Truncated = rec.Payload[:previewBytes], true
+	}
+	out := pp.out
+	pp.lock()
+	var err error
+	switch {
+	case out.closed:
+		// The close handshake has begun on this side: nothing more may be sent.
+	case res.Action == plugins.Drop:
+		rec.Dropped = true
+		// The receiver never sees this message's contribution to the sender's
+		// window: from now on the proxy compresses this direction itself.
+		out.owned = out.owned || (m.Compressed && pp.takeover)
+	case res.Action == plugins.Modify:
+		rec.Modified, rec.Payload, rec.Len = true, res.Payload, int64(len(res.Payload))
+		err = out.writeMessage(m.Opcode, res.Payload, m.Compressed, pp.frameSizes(m, len(res.Payload)))
+		out.owned = out.owned || (m.Compressed && pp.takeover)
+	case m.Compressed && out.owned:
+		err = out.writeMessage(m.Opcode, m.Payload, true, nil)
+	default:
+		// Unchanged: the original frames, byte for byte.
+		err = out.w.WriteFrames(m.Frames, m.Wire)
+	}
+	pp.unlock()
+	s.p.observer.Message(&rec)
+	if err != nil {
+		return err
+	}
+	for _, in := range res.Inject {
+		if in.Opcode == 0 {
+			in.Opcode = m.Opcode
+		}
+		if err := s.Inject(s.ctx, in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// frameSizes returns the original fragment sizes when an uncompressed payload kept
+// its length, so a rewrite does not change the framing; nil (one frame) otherwise.
+func (pp *pumper) frameSizes(m *wsframe.Message, n int) []int {
+	if m.Compressed || n != len(m.Wire) || len(m.Frames) == 1 {
+		return nil
+	}
+	pp.sizes = pp.sizes[:0]
+	for _, h := range m.Frames {
+		pp.sizes = append(pp.sizes, int(h.Length))
+	}
+	return pp.sizes
+}
+
+// startStream takes the output leg for a message that bypasses the hooks, and
+// forwards the frames of it that were already assembled.
+func (pp *pumper) startStream(op wsframe.Opcode, frames []wsframe.Header, wire []byte) error {
+	pp.out.mu.Lock()
+	pp.streaming = true
+	pp.streamOp, pp.streamLen, pp.streamFrames = op, int64(len(wire)), len(frames)
+	pp.preview = append(pp.preview[:0], wire[:min(len(wire), previewBytes)]...)
+	if pp.out.closed {
+		return nil
+	}
+	return pp.out.w.WriteFrames(frames, wire)
+}
+
+// streamFrame forwards one frame of a streamed message as it arrives, without
+// holding more than a buffer of it.
+func (pp *pumper) streamFrame(h wsframe.Header) error {
+	pp.streamLen += int64(h.Length)
+	pp.streamFrames++
+	if pp.streamLen > pp.s.p.maxMessage {
+		return fmt.Errorf("%w of %d bytes", wsframe.ErrMessageTooBig, pp.s.p.maxMessage)
+	}
+	out := pp.out
+	if !out.closed {
+		if err := out.w.WriteHeader(h); err != nil {
+			return err
+		}
+	}
+	if pp.buf == nil {
+		pp.buf = make([]byte, 32<<10)
+	}
+	pos := 0
+	for {
+		n, err := pp.r.ReadRaw(pp.buf)
+		if n > 0 {
+			if keep := min(n, previewBytes-len(pp.preview)); keep > 0 {
+				off := len(pp.preview)
+				pp.preview = append(pp.preview, pp.buf[:keep]...)
+				if h.Masked {
+					wsframe.Mask(h.Mask, pos, pp.preview[off:])
+				}
+			}
+			pos += n
+			if !out.closed {
+				if err := out.w.WriteRaw(pp.buf[:n]); err != nil {
+					return err
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !h.Fin {
+		return nil
+	}
+	pp.streaming = false
+	out.mu.Unlock()
+	pp.s.p.observer.Message(&plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: pp.streamOp, Time: time.Now(),
+		Payload: pp.preview, Len: pp.streamLen, Truncated: pp.streamLen > int64(len(pp.preview)), Frames: pp.streamFrames})
+	return nil
+}
+
+// Inject sends a new message in direction in.Dir, uncompressed: an uncompressed
+// message leaves the receiver's inflate window alone (RFC 7692 §6), so injection
+// never costs the proxy the original compressed bytes.
+func (s *session) Inject(ctx context.Context, in plugins.Injection) error {
+	if in.Opcode != wsframe.OpText && in.Opcode != wsframe.OpBinary {
+		return fmt.Errorf("proxy: inject: opcode %s, want text or binary", in.Opcode)
+	}
+	l := s.leg(in.Dir)
+	if l == nil || s.ctx.Err() != nil {
+		return fmt.Errorf("proxy: inject into conn %s: connection closed", s.conn.ID)
+	}
+	l.mu.Lock()
+	var err error
+	if !l.closed {
+		if err = l.w.WriteMessage(in.Opcode, 0, in.Payload, nil); err == nil {
+			err = l.w.Flush()
+		}
+	}
+	l.mu.Unlock()
+	s.p.observer.Message(&plugins.Record{Conn: s.conn, Dir: in.Dir, Seq: s.nextSeq(in.Dir), Opcode: in.Opcode, Time: time.Now(),
+		Payload: in.Payload, Len: int64(len(in.Payload)), Frames: 1, Injected: true})
+	return err
+}
+
+// control is the session as hooks see it (plugins.Controller).
+type control struct{ s *session }
+
+func (c control) Inject(ctx context.Context, in plugins.Injection) error { return c.s.Inject(ctx, in) }
+
+func (c control) Close(code wsframe.CloseCode, reason string) { c.s.end(code, reason, "proxy") }
+
+func (s *session) nextSeq(d plugins.Direction) uint64 {
+	return s.seq[d-1].Add(1) - 1
+}
