@@ -12,68 +12,120 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
+
+	_ "github.com/wstap/wstap/plugins/all" // the built-in plugins
 )
 
 // Version is the wstap version; release builds set it with
 // -ldflags "-X github.com/wstap/wstap/cmd.Version=v1.2.3".
 var Version = "devel"
 
-const usage = `wstap: a WebSocket-first intercepting proxy and passive sniffer.
+const usage = `wstap: a WebSocket-first intercepting proxy.
 
 Usage:
-  wstap version     print the version
-  wstap help        print this help
-
-Flags of each command: wstap COMMAND --help.
+  wstap [proxy] [flags]   run the proxy (the default; wstap proxy --help for flags)
+  wstap ca export [--der] [--out FILE]
+                          print wstap's CA certificate, to trust it in a browser
+  wstap ca path           print where the CA certificate is
+  wstap plugins           list the built-in plugins and their options
+  wstap version           print the version
 `
 
-// Main runs the command line in os.Args and exits with its status.
+// Main runs the command line in os.Args until it finishes or the process gets
+// SIGINT or SIGTERM, and exits with its status.
 func Main() {
-	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// Run runs the command line args (without the program name), writing to stdout and
-// stderr, and returns the exit status: 0 on success, 2 for a usage error, 1 for
-// any other failure.
-func Run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed
+	exitUsage = 2 // the command line is wrong
+)
+
+// Run runs the command line args (without the program name) until it finishes or ctx
+// is cancelled, writing to stdout and stderr, and returns the exit status: 0 on
+// success, 2 for a usage error, 1 for any other failure.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd, rest := "proxy", args
+	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
+		cmd, rest = args[0], args[1:]
 	}
-	switch args[0] {
+	switch cmd {
+	case "proxy":
+		return runProxy(ctx, rest, stdout, stderr)
+	case "ca":
+		return runCA(rest, stdout, stderr)
+	case "plugins":
+		return runPlugins(rest, stdout, stderr)
 	case "version":
-		return runVersion(args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
+		return runVersion(rest, stdout, stderr)
+	case "help":
 		fmt.Fprint(stdout, usage)
-		return 0
+		return exitOK
 	}
-	fmt.Fprintf(stderr, "wstap: unknown command %q; run 'wstap help' for the list\n", args[0])
-	return 2
+	fmt.Fprintf(stderr, "wstap: unknown command %q; run 'wstap help' for the list\n", cmd)
+	return exitUsage
+}
+
+// newFlagSet returns a flag set that reports errors in one line and usage on -h.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage of %s:\n", name)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; it returns a non-negative exit status when the caller
+// should stop (help shown, or a bad flag).
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
+	// Errors go out in one line; the full usage only on -h.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: run '%s --help' for the flags\n", fs.Name(), fs.Name())
+		return exitUsage
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage
+	}
+	return -1
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("wstap version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	fs := newFlagSet("wstap version", stderr)
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "wstap version: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	fmt.Fprintf(stdout, "wstap %s\n", version())
+	return exitOK
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && Version == "devel" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
 	}
-	v := Version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "devel" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	fmt.Fprintf(stdout, "wstap %s\n", v)
-	return 0
+	return Version
 }
