@@ -1,6 +1,7 @@
 package wsframe
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -57,9 +58,10 @@ type Message struct {
 	// Payload is the application data: unmasked and, when Compressed, inflated.
 	Payload []byte
 
-	// Compressed reports that RSV1 was set on the first frame (RFC 7692 §6). When the
-	// Assembler has no Inflater (lenient mode without a negotiated extension),
-	// Payload is the still-compressed Wire.
+	// Compressed reports that RSV1 was set on the first frame of a data message (RFC
+	// 7692 §6); it is never set for control frames. When the Assembler has no
+	// Inflater (lenient mode without a negotiated extension), Payload is the
+	// still-compressed Wire.
 	Compressed bool
 
 	// Wire is the payload as carried on the wire, unmasked: the same bytes as Payload
@@ -121,6 +123,9 @@ func (a *Assembler) InMessage() bool { return a.inData }
 func (a *Assembler) ReadMessage(r *Reader) (*Message, error) {
 	for {
 		h, err := r.NextFrame()
+		if errors.Is(err, io.EOF) && a.inData {
+			return nil, fmt.Errorf("wsframe: stream ended inside a fragmented message: %w", io.ErrUnexpectedEOF)
+		}
 		if err != nil {
 			return nil, err
 		}

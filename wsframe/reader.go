@@ -38,6 +38,7 @@ type Reader struct {
 	remaining uint64 // payload bytes of the current frame not yet returned
 	maskPos   int
 	inFrame   bool
+	keys      keyBlock
 }
 
 // NewReader returns a Reader of frames from src checked against rules, with a
@@ -143,7 +144,7 @@ func (r *Reader) read(p []byte, unmask bool) (int, error) {
 	}
 	switch {
 	case r.hdr.Masked && unmask:
-		r.maskPos = Mask(r.hdr.Mask, r.maskPos, p[:n])
+		r.maskPos = r.keys.mask(r.hdr.Mask, r.maskPos, p[:n])
 	case r.hdr.Masked:
 		r.maskPos = (r.maskPos + n) & 3
 	}

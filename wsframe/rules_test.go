@@ -138,6 +138,7 @@ func TestRFC6455Rules(t *testing.T) {
 		// Truncation.
 		{name: "truncated header", rules: client, in: frame(T, 0, opText, T, "hello")[:4], wantErr: io.ErrUnexpectedEOF, code: wsframe.CloseAbnormal},
 		{name: "truncated payload", rules: client, in: frame(T, 0, opText, T, "hello")[:8], wantErr: io.ErrUnexpectedEOF, code: wsframe.CloseAbnormal},
+		{name: "stream ends inside a fragmented message", rules: server, in: frame(F, 0, opText, F, "abc"), wantErr: io.ErrUnexpectedEOF, code: wsframe.CloseAbnormal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -108,13 +108,18 @@ func (w *Writer) WriteFrame(h Header, payload []byte) error {
 	return nil
 }
 
-// WriteMessage writes a new message: frames of the given payload sizes when they add
-// up to len(payload) (to keep the framing of a relayed message), one frame otherwise.
+// WriteMessage writes a new message: frames of the given payload sizes when they are
+// non-negative and add up to len(payload) (to keep the framing of a relayed message),
+// one frame otherwise.
 // rsv is set on the first frame only (RSV1 marks a compressed message, RFC 7692 §6).
 // A client's Writer masks each frame with a fresh key.
 func (w *Writer) WriteMessage(op Opcode, rsv uint8, payload []byte, sizes []int) error {
 	total := 0
 	for _, s := range sizes {
+		if s < 0 {
+			total = -1
+			break
+		}
 		total += s
 	}
 	whole := [1]int{len(payload)}
