@@ -4,7 +4,7 @@
 GO        ?= go
 FUZZTIME  ?= 15s
 # Debian packages the tests use, as "command:package" pairs.
-TEST_DEPS := /usr/bin/python3:python3
+TEST_DEPS := /usr/bin/python3:python3 curl:curl
 
 .PHONY: test deps vet unit fuzz bench
 
@@ -36,7 +36,7 @@ fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg; \
 		done; \
 	done
 

@@ -162,7 +162,9 @@ type Message struct {
 	Conn    *Conn
 	Dir     Direction
 	Opcode  wsframe.Opcode
-	Payload []byte // unmasked and inflated; after codecs, what they decoded
+	// Payload is unmasked and inflated (after codecs: what they decoded). It is
+	// only valid during the call: copy what you keep, and never modify it in place.
+	Payload []byte
 	Time    time.Time
 	Seq     uint64 // per connection and direction, from 0
 

@@ -2,7 +2,7 @@
 // regular expression (or a literal) by a replacement, on the payload as the codecs
 // before it decoded it.
 //
-//	--hook 'replace:dir=c2s,match="user":"a",with="user":"admin"'
+//	--hook 'replace:dir=c2s,match="""user"":""a""",with="""user"":""admin"""'
 //	--hook 'replace:match=(\d+),with=[$1]'
 //	--hook 'replace:hex=true,match=deadbeef,with=00000000,literal=true'
 package replace

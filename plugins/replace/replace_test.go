@@ -19,7 +19,7 @@ func TestReplace(t *testing.T) {
 		want    string // "" means Pass
 		wantErr string
 	}{
-		{spec: `replace:dir=c2s,match="user":"a",with="user":"admin"`, dir: plugins.ClientToServer, in: `{"user":"a"}`, want: `{"user":"admin"}`},
+		{spec: `replace:dir=c2s,match='"user":"a"',with='"user":"admin"'`, dir: plugins.ClientToServer, in: `{"user":"a"}`, want: `{"user":"admin"}`},
 		{spec: `replace:dir=c2s,match=a,with=b`, dir: plugins.ServerToClient, in: "aaa"},
 		{spec: `replace:match=(\d+),with=[$1]`, dir: plugins.ServerToClient, in: "id 42", want: "id [42]"},
 		{spec: `replace:match='a,b',with='c=d'`, in: "xa,by", want: "xc=dy"},
