@@ -159,9 +159,9 @@ func (c *Conn) once(key string) bool {
 
 // Message is one WebSocket message as the application sent it.
 type Message struct {
-	Conn    *Conn
-	Dir     Direction
-	Opcode  wsframe.Opcode
+	Conn   *Conn
+	Dir    Direction
+	Opcode wsframe.Opcode
 	// Payload is unmasked and inflated (after codecs: what they decoded). It is
 	// only valid during the call: copy what you keep, and never modify it in place.
 	Payload []byte
