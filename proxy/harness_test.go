@@ -1,0 +1,173 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wstap/wstap/certs"
+	"github.com/wstap/wstap/internal/eventlog"
+	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/proxy"
+)
+
+// testProxy is a running wstap proxy for one test: listening on 127.0.0.1:0 with
+// a fresh CA, logging JSONL events into memory and operational logs into Logs.
+type testProxy struct {
+	Addr   string
+	URL    *url.URL // http://Addr, for http.ProxyURL
+	CA     *certs.CA
+	Pool   *x509.CertPool // trusts CA
+	events *syncBuffer
+	jsonl  *eventlog.JSONL
+	Logs   *syncBuffer
+	stop   func()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startProxy runs a proxy with cfg (CA, Observer and Logger are filled in) until the
+// test ends. chain elements are Hooks or Codecs.
+func startProxy(t testing.TB, cfg proxy.Config, chainPolicy plugins.ErrorPolicy, chain ...any) *testProxy {
+	t.Helper()
+	return startProxyWithEventSink(t, cfg, nil, chainPolicy, chain...)
+}
+
+// startProxyWithEventSink is startProxy with the JSONL event log written to sink
+// instead of memory (Events then sees nothing), for tests whose traffic would make
+// the in-memory log the largest thing on the heap. A nil sink means memory.
+func startProxyWithEventSink(t testing.TB, cfg proxy.Config, sink io.Writer, chainPolicy plugins.ErrorPolicy, chain ...any) *testProxy {
+	t.Helper()
+	ca, err := certs.Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &testProxy{CA: ca, Pool: x509.NewCertPool(), events: &syncBuffer{}, Logs: &syncBuffer{}}
+	tp.Pool.AddCert(ca.Cert)
+	if sink == nil {
+		sink = tp.events
+	}
+	tp.jsonl = eventlog.NewJSONL(sink)
+	logger := slog.New(slog.NewTextHandler(tp.Logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.CA, cfg.Logger = ca, logger
+	if cfg.Observer == nil {
+		cfg.Observer = tp.jsonl
+	} else {
+		cfg.Observer = plugins.Observers{tp.jsonl, cfg.Observer}
+	}
+	if cfg.Chain == nil && len(chain) > 0 {
+		c, err := plugins.NewChain(chainPolicy, logger, chain...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Chain = c
+	}
+	p, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln) }()
+	tp.Addr = ln.Addr().String()
+	tp.URL = &url.URL{Scheme: "http", Host: tp.Addr}
+	var once sync.Once
+	tp.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("proxy Serve: %v", err)
+			}
+			tp.jsonl.Close()
+		})
+	}
+	t.Cleanup(tp.stop)
+	return tp
+}
+
+// Dialer returns a gorilla dialer that goes through the proxy and trusts its CA.
+func (tp *testProxy) Dialer() *websocket.Dialer {
+	return &websocket.Dialer{
+		Proxy:            http.ProxyURL(tp.URL),
+		TLSClientConfig:  &tls.Config{RootCAs: tp.Pool},
+		HandshakeTimeout: 10 * time.Second,
+	}
+}
+
+// HTTPClient returns an HTTP client that goes through the proxy and trusts its CA.
+func (tp *testProxy) HTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(tp.URL), TLSClientConfig: &tls.Config{RootCAs: tp.Pool}}, Timeout: 60 * time.Second}
+}
+
+// Events flushes the event log and returns its lines decoded, optionally only those
+// whose "event" field equals kind.
+func (tp *testProxy) Events(t testing.TB, kind string) []map[string]any {
+	t.Helper()
+	if err := tp.jsonl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(tp.events.String()))
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		var ev map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("event log line is not JSON: %v\n%s", err, sc.Text())
+		}
+		if kind == "" || ev["event"] == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// WaitEvents polls the event log until pred holds for the events of kind, or fails
+// the test after timeout.
+func (tp *testProxy) WaitEvents(t testing.TB, kind string, timeout time.Duration, pred func([]map[string]any) bool) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		evs := tp.Events(t, kind)
+		if pred(evs) {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %q events; have %d:\n%s", kind, len(evs), tp.events.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
