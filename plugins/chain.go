@@ -52,10 +52,12 @@ type element struct {
 	name  string
 	hook  Hook
 	codec Codec
+	scope Scope
 }
 
-// NewChain returns a chain of the given elements, each a [Hook] or a [Codec] (a value
-// that is both is used as a Codec), run in order. A nil logger discards logs.
+// NewChain returns a chain of the given elements, each a [Hook], a [Codec] (a value
+// that is both is used as a Codec) or a [Scope], run in order. A nil logger discards
+// logs.
 func NewChain(policy ErrorPolicy, log *slog.Logger, elems ...any) (*Chain, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -63,12 +65,14 @@ func NewChain(policy ErrorPolicy, log *slog.Logger, elems ...any) (*Chain, error
 	c := &Chain{policy: policy, log: log}
 	for _, e := range elems {
 		switch v := e.(type) {
+		case Scope:
+			c.elems = append(c.elems, element{name: v.Name(), scope: v})
 		case Codec:
 			c.elems = append(c.elems, element{name: v.Name(), codec: v})
 		case Hook:
 			c.elems = append(c.elems, element{name: v.Name(), hook: v})
 		default:
-			return nil, fmt.Errorf("plugins: %T is neither a Hook nor a Codec", e)
+			return nil, fmt.Errorf("plugins: %T is not a Hook, a Codec or a Scope", e)
 		}
 	}
 	return c, nil
@@ -126,7 +130,15 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 	readOnly := m.Conn != nil && m.Conn.Mode == Sniff
 	var res Result
 
+	inScope := true
 	for _, e := range c.elems {
+		if e.scope != nil {
+			inScope = m.Conn == nil || e.scope.MatchConn(m.Conn)
+			continue
+		}
+		if !inScope {
+			continue
+		}
 		m.Payload = cur
 		if e.codec != nil {
 			out, err := safeCall(func() ([]byte, error) { return e.codec.Decode(m) })
@@ -287,8 +299,11 @@ func (c *Chain) Closed(ctx context.Context, conn *Conn, code wsframe.CloseCode, 
 }
 
 func (e element) plugin() any {
-	if e.codec != nil {
+	switch {
+	case e.codec != nil:
 		return e.codec
+	case e.scope != nil:
+		return e.scope
 	}
 	return e.hook
 }

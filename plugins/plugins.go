@@ -237,6 +237,15 @@ type Codec interface {
 	Encode(m *Message, decoded []byte) ([]byte, error)
 }
 
+// Scope limits the elements that follow it in a chain, up to the next Scope, to the
+// connections it matches (the "scope" plugin: by host or URL).
+type Scope interface {
+	// Name identifies the scope in logs.
+	Name() string
+	// MatchConn reports whether the following hooks apply to c.
+	MatchConn(c *Conn) bool
+}
+
 // HookFunc adapts a function to a Hook.
 type HookFunc struct {
 	HookName string

@@ -10,7 +10,7 @@ import (
 	"sync"
 )
 
-// Factory builds a plugin (a [Hook] or a [Codec]) from its options. It must read every
+// Factory builds a plugin (a [Hook], a [Codec] or a [Scope]) from its options. It must read every
 // option it understands from opts; [Registry.New] rejects the ones left unread.
 type Factory func(opts *Options) (any, error)
 
@@ -90,10 +90,10 @@ func New(name string, opts map[string]string) (any, error) {
 		return nil, err
 	}
 	switch p.(type) {
-	case Hook, Codec:
+	case Hook, Codec, Scope:
 		return p, nil
 	}
-	return nil, fmt.Errorf("plugins: %s: factory returned %T, neither a Hook nor a Codec", name, p)
+	return nil, fmt.Errorf("plugins: %s: factory returned %T, not a Hook, a Codec or a Scope", name, p)
 }
 
 // Options are a plugin's key=value options, read by its factory. Each getter marks

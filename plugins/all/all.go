@@ -4,4 +4,5 @@ package all
 import (
 	_ "github.com/wstap/wstap/plugins/logtap"  // log
 	_ "github.com/wstap/wstap/plugins/replace" // replace
+	_ "github.com/wstap/wstap/plugins/scope"   // scope
 )
