@@ -25,7 +25,10 @@ deps:
 	fi
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed' >&2; exit 1; }
+	@# The yaegi symbols of the plugins API must match the code (go generate).
+	$(GO) generate ./internal/yaegisym
+	@git diff --quiet -- internal/yaegisym || { git diff --stat -- internal/yaegisym; echo 'internal/yaegisym is stale: run go generate ./internal/yaegisym and commit' >&2; exit 1; }
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' ':!:**/testdata/**'))" || { gofmt -l $$(git ls-files '*.go' ':!:**/testdata/**'); echo 'gofmt needed' >&2; exit 1; }
 	$(GO) vet ./...
 
 unit:

@@ -16,6 +16,7 @@ import (
 	"github.com/wstap/wstap/certs"
 	"github.com/wstap/wstap/internal/eventlog"
 	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/plugins/gosrc"
 	"github.com/wstap/wstap/proxy"
 )
 
@@ -244,7 +245,14 @@ func buildChain(specs []hookSpec, policy plugins.ErrorPolicy, log *slog.Logger) 
 			elems = append(elems, p)
 			names = append(names, s.Name)
 		case plugins.GoFile:
-			return nil, nil, fmt.Errorf("--hook %s: loading Go source hooks is not supported by this build yet", s.Path)
+			loaded, err := gosrc.Load(s.Path)
+			if err != nil {
+				return nil, nil, err
+			}
+			elems = append(elems, loaded...)
+			for _, e := range loaded {
+				names = append(names, s.Path+"("+e.(interface{ Name() string }).Name()+")")
+			}
 		case plugins.Exec:
 			return nil, nil, fmt.Errorf("--hook exec:%s: external process hooks are not supported by this build yet", s.Command)
 		}

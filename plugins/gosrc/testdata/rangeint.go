@@ -1,0 +1,23 @@
+//go:build ignore
+
+package main
+
+import (
+	"context"
+
+	"github.com/wstap/wstap/plugins"
+)
+
+type h struct{}
+
+func (h) Name() string { return "h" }
+
+func (h) OnMessage(ctx context.Context, m *plugins.Message) (plugins.Verdict, error) {
+	n := 0
+	for i := range 3 {
+		n += i
+	}
+	return plugins.Verdict{}, nil
+}
+
+func NewHook() (plugins.Hook, error) { return h{}, nil }

@@ -1,0 +1,7 @@
+//go:build ignore
+
+package main
+
+func NewHook() (plugins.Hook, error) {
+	return nil nil
+}
