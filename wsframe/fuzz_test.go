@@ -397,7 +397,7 @@ func fzCheckAssembler(t *testing.T, data []byte, cfg uint8) {
 		m, err := a.ReadMessage(r)
 		if err != nil {
 			var pe *wsframe.ProtocolError
-			if err != io.EOF && err != io.ErrUnexpectedEOF && !errors.As(err, &pe) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &pe) {
 				t.Fatalf("cfg %#x: unexpected error %v", cfg, err)
 			}
 			return
