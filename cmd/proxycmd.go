@@ -16,6 +16,7 @@ import (
 	"github.com/wstap/wstap/certs"
 	"github.com/wstap/wstap/internal/eventlog"
 	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/plugins/exechook"
 	"github.com/wstap/wstap/plugins/gosrc"
 	"github.com/wstap/wstap/proxy"
 )
@@ -104,6 +105,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail("%v", err)
 	}
+	defer chain.Close()
 	pcfg.Chain = chain
 	if err := checkListen(c.Listen, c.AllowRemote); err != nil {
 		return fail("%v", err)
@@ -231,32 +233,44 @@ func checkListen(addr string, allowRemote bool) error {
 	return nil
 }
 
-// buildChain builds the hook chain in order and returns the hooks' names.
-func buildChain(specs []hookSpec, policy plugins.ErrorPolicy, log *slog.Logger) (*plugins.Chain, []string, error) {
+// buildChain builds the hook chain in order and returns the hooks' names. On error,
+// hook processes already started are stopped.
+func buildChain(specs []hookSpec, policy plugins.ErrorPolicy, log *slog.Logger) (chain *plugins.Chain, names []string, err error) {
 	var elems []any
-	var names []string
+	defer func() {
+		if err != nil {
+			for _, e := range elems {
+				if c, ok := e.(io.Closer); ok {
+					c.Close()
+				}
+			}
+		}
+	}()
 	for _, s := range specs {
+		var loaded []any
 		switch s.Kind {
 		case plugins.Named:
 			p, err := plugins.New(s.Name, s.Options)
 			if err != nil {
 				return nil, nil, err
 			}
-			elems = append(elems, p)
-			names = append(names, s.Name)
+			loaded = []any{p}
 		case plugins.GoFile:
-			loaded, err := gosrc.Load(s.Path)
+			if loaded, err = gosrc.Load(s.Path); err != nil {
+				return nil, nil, err
+			}
+		case plugins.Exec:
+			p, err := exechook.Start(s.Command, log)
 			if err != nil {
 				return nil, nil, err
 			}
-			elems = append(elems, loaded...)
-			for _, e := range loaded {
-				names = append(names, s.Path+"("+e.(interface{ Name() string }).Name()+")")
-			}
-		case plugins.Exec:
-			return nil, nil, fmt.Errorf("--hook exec:%s: external process hooks are not supported by this build yet", s.Command)
+			loaded = []any{p}
+		}
+		for _, e := range loaded {
+			elems = append(elems, e)
+			names = append(names, e.(interface{ Name() string }).Name())
 		}
 	}
-	chain, err := plugins.NewChain(policy, log, elems...)
+	chain, err = plugins.NewChain(policy, log, elems...)
 	return chain, names, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 
@@ -296,6 +297,23 @@ func (c *Chain) Closed(ctx context.Context, conn *Conn, code wsframe.CloseCode, 
 			}
 		}
 	}
+}
+
+// Close closes the elements that hold resources (io.Closer, such as hook processes),
+// after the last message. It returns the first error.
+func (c *Chain) Close() error {
+	if c == nil {
+		return nil
+	}
+	var first error
+	for _, e := range c.elems {
+		if cl, ok := e.plugin().(io.Closer); ok {
+			if err := cl.Close(); err != nil && first == nil {
+				first = fmt.Errorf("plugins: %s: close: %w", e.name, err)
+			}
+		}
+	}
+	return first
 }
 
 func (e element) plugin() any {
