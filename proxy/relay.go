@@ -204,7 +204,7 @@ func (s *session) finish(dir plugins.Direction, err error) {
 		s.end(wsframe.CloseGoingAway, peer+" went away", "proxy")
 	case errors.As(err, &pe):
 		s.p.log.Warn("protocol error; closing the connection", "conn", s.conn.ID, "peer", peer, "code", int(pe.Code), "err", err)
-		s.end(pe.Code, truncReason(err.Error()), "proxy")
+		s.end(pe.Code, err.Error(), "proxy") // AppendClose cuts the reason to fit the frame
 	case errors.As(err, &perr):
 		s.p.log.Error("hook failed; closing the connection (--hook-errors close)", "conn", s.conn.ID, "plugin", perr.Plugin, "err", perr.Err)
 		s.end(wsframe.CloseInternalError, "hook "+perr.Plugin+" failed", "proxy")
@@ -212,13 +212,6 @@ func (s *session) finish(dir plugins.Direction, err error) {
 		s.p.log.Warn("relay ended", "conn", s.conn.ID, "dir", dir.String(), "err", err)
 		s.end(wsframe.CloseGoingAway, "", "proxy")
 	}
-}
-
-func truncReason(s string) string {
-	if len(s) > wsframe.MaxControlPayload-2 {
-		return s[:wsframe.MaxControlPayload-2]
-	}
-	return s
 }
 
 // end tears the session down once: a close frame with code and reason to each side
