@@ -212,6 +212,13 @@ func wsURL(r *http.Request) *url.URL {
 // onResponse takes over a 101 answer to a WebSocket upgrade: the session replaces
 // the response body that goproxy relays.
 func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+	if resp != nil && resp.ContentLength < 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+		// Go's client moves Transfer-Encoding out of resp.Header, so goproxy's plain
+		// HTTP path does not see that the body streams and buffers it (it flushes
+		// only for event streams and chunked responses). The header makes it flush
+		// each piece; net/http does the chunking (the MITM path ignores the header).
+		resp.Header.Set("Transfer-Encoding", "chunked")
+	}
 	info, _ := ctx.UserData.(*upgradeInfo)
 	if resp == nil || info == nil || resp.StatusCode != http.StatusSwitchingProtocols || !isUpgrade(resp.Header) {
 		return resp
