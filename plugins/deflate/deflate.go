@@ -1,0 +1,133 @@
+// Package deflate is the "deflate" codec: it inflates payloads the app compressed
+// itself with DEFLATE for the hooks after it, and compresses a changed payload again
+// on the way out. By default the payload is a raw DEFLATE stream (RFC 1951, what
+// pako.deflateRaw or zlib with negative window bits produce); with zlib=true it is a
+// zlib stream (RFC 1950: a two-byte header, DEFLATE, an Adler-32 checksum). This is
+// compression inside the message, not the permessage-deflate extension, which wstap
+// handles on its own.
+//
+//	--hook deflate --hook replace:match=foo,with=bar
+//	--hook base64 --hook deflate:zlib=true,max=1MiB
+//
+// Decode fails on anything but one complete stream (ending with its final block, and
+// for zlib its checksum) with nothing after it, and when the inflated payload would
+// exceed max bytes, so a compression bomb costs at most max bytes of memory. Raw
+// DEFLATE has no header or checksum, so some random bytes happen to inflate: prefer
+// zlib=true when the app sends zlib.
+package deflate
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/wstap/wstap/plugins"
+)
+
+// DefaultMax is the default limit of an inflated payload: 16 MiB, the default
+// --max-hook-message.
+const DefaultMax = 16 << 20
+
+func init() {
+	plugins.Register(plugins.Registration{
+		Name:        "deflate",
+		Description: "inflate raw DEFLATE (RFC 1951) or zlib (RFC 1950) payloads, re-compress changed ones",
+		Options: []plugins.OptionDoc{
+			{Name: "zlib", Usage: "the payload is a zlib stream (RFC 1950) instead of raw DEFLATE", Default: "false"},
+			{Name: "max", Usage: "largest inflated payload, in bytes (16MiB, 64KB and 1048576 all work)", Default: "16MiB"},
+			{Name: "level", Usage: "compression level for Encode: -1 (the library default) or 0 (none) to 9 (best)", Default: "-1"},
+		},
+		New: New,
+	})
+}
+
+// Codec is a configured deflate codec.
+type Codec struct {
+	zlib  bool
+	max   int64
+	level int
+}
+
+// New builds a deflate codec from its options.
+func New(o *plugins.Options) (any, error) {
+	c := &Codec{max: DefaultMax}
+	var err error
+	if c.zlib, err = o.Bool("zlib", false); err != nil {
+		return nil, err
+	}
+	if v := o.String("max", ""); v != "" {
+		n, err := humanize.ParseBytes(strings.TrimSpace(v))
+		if err != nil || n == 0 || n > 1<<40 {
+			return nil, o.Errorf("max", "%q, want a positive size such as 16MiB, 64KB or 1048576", v)
+		}
+		c.max = int64(n)
+	}
+	if c.level, err = o.Int("level", flate.DefaultCompression); err != nil {
+		return nil, err
+	}
+	if c.level < flate.DefaultCompression || c.level > flate.BestCompression {
+		return nil, o.Errorf("level", "%d, want -1 to 9", c.level)
+	}
+	return c, nil
+}
+
+// Name returns "deflate".
+func (c *Codec) Name() string { return "deflate" }
+
+// Decode inflates m.Payload, up to the codec's limit.
+func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
+	// bytes.Reader is an io.ByteReader, so the decompressors read no further than the
+	// end of the stream and src.Len() tells what follows it.
+	src := bytes.NewReader(m.Payload)
+	var zr io.ReadCloser
+	if c.zlib {
+		var err error
+		if zr, err = zlib.NewReader(src); err != nil {
+			return nil, fmt.Errorf("deflate: zlib: %w", err)
+		}
+	} else {
+		zr = flate.NewReader(src)
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, c.max+1))
+	if err != nil {
+		return nil, fmt.Errorf("deflate: %w", err)
+	}
+	if int64(len(out)) > c.max {
+		return nil, fmt.Errorf("deflate: inflated payload exceeds max (%d bytes)", c.max)
+	}
+	if src.Len() != 0 {
+		return nil, errors.New("deflate: trailing data after the end of the stream")
+	}
+	return out, nil
+}
+
+// Encode compresses decoded into one complete stream.
+func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	var zw io.WriteCloser
+	var err error
+	if c.zlib {
+		zw, err = zlib.NewWriterLevel(&buf, c.level)
+	} else {
+		zw, err = flate.NewWriter(&buf, c.level)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deflate: %w", err)
+	}
+	if _, err := zw.Write(decoded); err != nil {
+		return nil, fmt.Errorf("deflate: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("deflate: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+var _ plugins.Codec = (*Codec)(nil)

@@ -1,0 +1,105 @@
+// Package gzip is the "gzip" codec: it inflates payloads the app compressed itself
+// with gzip (RFC 1952) for the hooks after it, and compresses a changed payload again
+// on the way out. This is compression inside the message, not the permessage-deflate
+// extension, which wstap handles on its own.
+//
+//	--hook gzip --hook replace:match=foo,with=bar
+//	--hook base64 --hook gzip:max=1MiB,level=9
+//
+// Decode fails on anything but one or more complete gzip members with nothing after
+// them, and when the inflated payload would exceed max bytes, so a compression bomb
+// costs at most max bytes of memory.
+package gzip
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/wstap/wstap/plugins"
+)
+
+// DefaultMax is the default limit of an inflated payload: 16 MiB, the default
+// --max-hook-message.
+const DefaultMax = 16 << 20
+
+func init() {
+	plugins.Register(plugins.Registration{
+		Name:        "gzip",
+		Description: "inflate gzip-compressed payloads (RFC 1952), re-compress changed ones",
+		Options: []plugins.OptionDoc{
+			{Name: "max", Usage: "largest inflated payload, in bytes (16MiB, 64KB and 1048576 all work)", Default: "16MiB"},
+			{Name: "level", Usage: "compression level for Encode: -1 (the library default) or 0 (none) to 9 (best)", Default: "-1"},
+		},
+		New: New,
+	})
+}
+
+// Codec is a configured gzip codec.
+type Codec struct {
+	max   int64
+	level int
+}
+
+// New builds a gzip codec from its options.
+func New(o *plugins.Options) (any, error) {
+	c := &Codec{max: DefaultMax}
+	if v := o.String("max", ""); v != "" {
+		n, err := humanize.ParseBytes(strings.TrimSpace(v))
+		if err != nil || n == 0 || n > 1<<40 {
+			return nil, o.Errorf("max", "%q, want a positive size such as 16MiB, 64KB or 1048576", v)
+		}
+		c.max = int64(n)
+	}
+	var err error
+	if c.level, err = o.Int("level", gzip.DefaultCompression); err != nil {
+		return nil, err
+	}
+	if c.level < gzip.DefaultCompression || c.level > gzip.BestCompression {
+		return nil, o.Errorf("level", "%d, want -1 to 9", c.level)
+	}
+	return c, nil
+}
+
+// Name returns "gzip".
+func (c *Codec) Name() string { return "gzip" }
+
+// Decode inflates m.Payload, up to the codec's limit.
+func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
+	// The reader is multistream: it reads members up to the end of the payload, so
+	// trailing data is a header error.
+	zr, err := gzip.NewReader(bytes.NewReader(m.Payload))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, c.max+1))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if int64(len(out)) > c.max {
+		return nil, fmt.Errorf("gzip: inflated payload exceeds max (%d bytes)", c.max)
+	}
+	return out, nil
+}
+
+// Encode compresses decoded into one gzip member.
+func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, c.level)
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if _, err := zw.Write(decoded); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+var _ plugins.Codec = (*Codec)(nil)

@@ -1,0 +1,85 @@
+// Package xor is the "xor" codec: it XORs each payload with a fixed key, repeated
+// over the payload from its first byte, for apps that "encrypt" that way. XOR is its
+// own inverse, so Decode and Encode are the same operation.
+//
+//	--hook 'xor:key=hex:5a' --hook replace:match=foo,with=bar
+//	--hook base64 --hook 'xor:key=text:secret'
+//
+// Decode never fails: any payload XORs to something. Put the codec after a layer
+// that recognises the format (base64, a tag) or a hook that looks at the result when
+// not every message is XORed.
+package xor
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+
+	"github.com/wstap/wstap/plugins"
+)
+
+func init() {
+	plugins.Register(plugins.Registration{
+		Name:        "xor",
+		Description: "XOR payloads with a repeating key",
+		Options: []plugins.OptionDoc{
+			{Name: "key", Usage: "the key, at least one byte: hex:..., base64:... or text:..."},
+		},
+		New: New,
+	})
+}
+
+// Codec is a configured xor codec.
+type Codec struct {
+	key []byte
+}
+
+// New builds an xor codec from its options.
+func New(o *plugins.Options) (any, error) {
+	spec, err := o.Required("key")
+	if err != nil {
+		return nil, err
+	}
+	kind, v, _ := strings.Cut(spec, ":")
+	var key []byte
+	switch kind {
+	case "hex":
+		if key, err = hex.DecodeString(v); err != nil {
+			return nil, o.Errorf("key", "not hex: %v", err)
+		}
+	case "base64":
+		if key, err = base64.StdEncoding.DecodeString(v); err != nil {
+			return nil, o.Errorf("key", "not base64: %v", err)
+		}
+	case "text":
+		key = []byte(v)
+	default:
+		return nil, o.Errorf("key", "want hex:..., base64:... or text:...")
+	}
+	if len(key) == 0 {
+		return nil, o.Errorf("key", "empty")
+	}
+	return &Codec{key: key}, nil
+}
+
+// Name returns "xor".
+func (c *Codec) Name() string { return "xor" }
+
+// Decode XORs m.Payload with the key.
+func (c *Codec) Decode(m *plugins.Message) ([]byte, error) { return c.xor(m.Payload), nil }
+
+// Encode XORs decoded with the key.
+func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+	return c.xor(decoded), nil
+}
+
+func (c *Codec) xor(p []byte) []byte {
+	out := make([]byte, len(p))
+	for i := 0; i < len(p); i += len(c.key) {
+		subtle.XORBytes(out[i:], p[i:], c.key)
+	}
+	return out
+}
+
+var _ plugins.Codec = (*Codec)(nil)
