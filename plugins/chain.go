@@ -121,6 +121,7 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 		codec Codec
 		name  string
 		in    []byte // this layer's input: the payload as it arrived at the codec
+		out   []byte // what the codec decoded, before any hook
 		dirty bool   // a hook changed the payload above this layer
 	}
 	var layers [4]layer
@@ -151,7 +152,7 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 				}
 				continue
 			}
-			stack = append(stack, layer{codec: e.codec, name: e.name, in: cur})
+			stack = append(stack, layer{codec: e.codec, name: e.name, in: cur, out: out})
 			cur = out
 			continue
 		}
@@ -209,8 +210,9 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 			if err := c.fail(m, l.name, "Encode", err); err != nil {
 				return Result{}, err
 			}
-			// The change cannot be encoded: send the message as it came.
-			return Result{Decoded: res.Decoded, Inject: res.Inject}, nil
+			// The change cannot be encoded: send the message as it came, and log
+			// what it decoded to, not the change that was never sent.
+			return Result{Decoded: stack[len(stack)-1].out, Inject: res.Inject}, nil
 		}
 		cur = enc
 		if i > 0 {

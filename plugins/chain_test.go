@@ -176,3 +176,17 @@ func TestChainReadOnlyInSniffMode(t *testing.T) {
 		t.Fatalf("%d read-only errors logged for one connection, want 1:\n%s", n, logs.String())
 	}
 }
+
+// failEncode decodes base64 but cannot encode.
+type failEncode struct{ b64 }
+
+func (failEncode) Encode(*plugins.Message, []byte) ([]byte, error) { return nil, errors.New("no key") }
+
+func TestChainEncodeFailureSendsOriginal(t *testing.T) {
+	wire := base64.StdEncoding.EncodeToString([]byte("hello"))
+	c, _ := plugins.NewChain(plugins.FailOpen, nil, failEncode{}, replaceAll("hello", "howdy"))
+	res, err := c.Run(context.Background(), msg(wire))
+	if err != nil || res.Action != plugins.Pass || string(res.Decoded) != "hello" {
+		t.Fatalf("result %+v, %v; want the original message, logged as decoded %q", res, err, "hello")
+	}
+}

@@ -10,10 +10,10 @@ package scope
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/plugins/filter"
 )
 
 func init() {
@@ -22,7 +22,7 @@ func init() {
 		Description: "apply the following hooks only to connections whose host or URL matches",
 		Options: []plugins.OptionDoc{
 			{Name: "host", Usage: "a glob on the host name (path.Match syntax), e.g. *.example.com"},
-			{Name: "url", Usage: "a Go regular expression on the whole ws:// or wss:// URL"},
+			{Name: "url", Usage: "a glob on the whole ws:// or wss:// URL, as filter's: * matches anything (also /), ? one character"},
 		},
 		New: New,
 	})
@@ -31,7 +31,7 @@ func init() {
 // Scope is a configured scope.
 type Scope struct {
 	host string
-	url  *regexp.Regexp
+	url  string
 }
 
 // New builds a scope; with no options it matches every connection.
@@ -42,13 +42,7 @@ func New(o *plugins.Options) (any, error) {
 			return nil, o.Errorf("host", "bad glob %q: %v", s.host, err)
 		}
 	}
-	if u := o.String("url", ""); u != "" {
-		re, err := regexp.Compile(u)
-		if err != nil {
-			return nil, o.Errorf("url", "%v", err)
-		}
-		s.url = re
-	}
+	s.url = o.String("url", "")
 	return s, nil
 }
 
@@ -58,17 +52,17 @@ func (s *Scope) Name() string { return "scope" }
 // MatchConn reports whether c's host and URL match.
 func (s *Scope) MatchConn(c *plugins.Conn) bool {
 	if c.URL == nil {
-		return s.host == "" && s.url == nil
+		return s.host == "" && s.url == ""
 	}
 	if s.host != "" {
 		if ok, _ := path.Match(s.host, strings.ToLower(c.URL.Hostname())); !ok {
 			return false
 		}
 	}
-	return s.url == nil || s.url.MatchString(c.URL.String())
+	return s.url == "" || filter.Glob(s.url, c.URL.String())
 }
 
 // String describes the scope.
-func (s *Scope) String() string { return fmt.Sprintf("scope host=%q url=%v", s.host, s.url) }
+func (s *Scope) String() string { return fmt.Sprintf("scope host=%q url=%q", s.host, s.url) }
 
 var _ plugins.Scope = (*Scope)(nil)

@@ -27,7 +27,7 @@ func TestScopeInChain(t *testing.T) {
 	}
 	chain, err := plugins.NewChain(plugins.FailOpen, nil,
 		tap("all"), mk(map[string]string{"host": "*.example.com"}), tap("example"),
-		mk(map[string]string{"url": `^wss://[^/]+/admin`}), tap("admin"), mk(nil), tap("again"))
+		mk(map[string]string{"url": "wss://*/admin*"}), tap("admin"), mk(nil), tap("again"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +51,5 @@ func TestScopeInChain(t *testing.T) {
 func TestScopeOptions(t *testing.T) {
 	if _, err := scope.New(plugins.NewOptions("scope", map[string]string{"host": "[a-"})); err == nil {
 		t.Error("bad host glob accepted")
-	}
-	if _, err := scope.New(plugins.NewOptions("scope", map[string]string{"url": "("})); err == nil {
-		t.Error("bad url regexp accepted")
 	}
 }
