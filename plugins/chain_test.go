@@ -180,11 +180,14 @@ func TestChainReadOnlyInSniffMode(t *testing.T) {
 // failEncode decodes base64 but cannot encode.
 type failEncode struct{ b64 }
 
-func (failEncode) Encode(*plugins.Message, []byte) ([]byte, error) { return nil, errors.New("no key") }
+func (*failEncode) Encode(*plugins.Message, []byte) ([]byte, error) { return nil, errors.New("no key") }
 
 func TestChainEncodeFailureSendsOriginal(t *testing.T) {
 	wire := base64.StdEncoding.EncodeToString([]byte("hello"))
-	c, _ := plugins.NewChain(plugins.FailOpen, nil, failEncode{}, replaceAll("hello", "howdy"))
+	c, err := plugins.NewChain(plugins.FailOpen, nil, &failEncode{}, replaceAll("hello", "howdy"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := c.Run(context.Background(), msg(wire))
 	if err != nil || res.Action != plugins.Pass || string(res.Decoded) != "hello" {
 		t.Fatalf("result %+v, %v; want the original message, logged as decoded %q", res, err, "hello")
