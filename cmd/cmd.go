@@ -98,14 +98,16 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
 	// Errors go out in one line; the full usage only on -h.
 	usage := fs.Usage
 	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
+	fs.SetOutput(stderr)
 	fs.Usage = usage
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fs.Usage()
 		return exitOK
 	case err != nil:
-		fmt.Fprintf(stderr, "%s: run '%s --help' for the flags\n", fs.Name(), fs.Name())
+		fmt.Fprintf(stderr, "%s: %v; run '%s --help' for the flags\n", fs.Name(), err, fs.Name())
 		return exitUsage
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))

@@ -89,6 +89,10 @@ func loadConfig(path string) (config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		var te *yaml.TypeError
+		if errors.As(err, &te) { // one line per problem, naming no Go types
+			return c, fmt.Errorf("%s: %s", path, strings.ReplaceAll(strings.Join(te.Errors, "; "), " in type cmd.config", ""))
+		}
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil

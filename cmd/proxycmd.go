@@ -53,6 +53,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "wstap: "+format+"\n", args...)
 		return exitError
 	}
+	// badValue reports a setting the user must change (exit status 2).
+	badValue := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "wstap: "+format+"\n", args...)
+		return exitUsage
+	}
 	if configPath != "" {
 		fileCfg, err := loadConfig(configPath)
 		if err != nil {
@@ -81,15 +86,15 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	pcfg := proxy.Config{Logger: logger, UpstreamInsecure: c.UpstreamInsecure}
 	var err error
 	if pcfg.MaxHookMessage, err = parseSize("max-hook-message", c.MaxHookMessage); err != nil {
-		return fail("%v", err)
+		return badValue("%v", err)
 	}
 	if pcfg.MaxMessage, err = parseSize("max-message", c.MaxMessage); err != nil {
-		return fail("%v", err)
+		return badValue("%v", err)
 	}
 	if c.UpstreamProxy != "" {
 		u, err := url.Parse(c.UpstreamProxy)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fail("--upstream-proxy %q: want a URL such as http://host:3128", c.UpstreamProxy)
+			return badValue("--upstream-proxy %q: want a URL such as http://host:3128", c.UpstreamProxy)
 		}
 		pcfg.UpstreamProxy = u
 	}
@@ -99,16 +104,16 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "close":
 		policy = plugins.FailClose
 	default:
-		return fail("--hook-errors %q: want pass or close", c.HookErrors)
+		return badValue("--hook-errors %q: want pass or close", c.HookErrors)
 	}
 	chain, names, err := buildChain(c.Hooks, policy, logger)
 	if err != nil {
-		return fail("%v", err)
+		return badValue("--hook: %v", err)
 	}
 	defer chain.Close()
 	pcfg.Chain = chain
 	if err := checkListen(c.Listen, c.AllowRemote); err != nil {
-		return fail("%v", err)
+		return badValue("%v", err)
 	}
 	ca, err := loadCA(c.CADir, stderr)
 	if err != nil {
@@ -253,6 +258,9 @@ func buildChain(specs []hookSpec, policy plugins.ErrorPolicy, log *slog.Logger) 
 			p, err := plugins.New(s.Name, s.Options)
 			if err != nil {
 				return nil, nil, err
+			}
+			if l, ok := p.(interface{ SetLogger(*slog.Logger) }); ok {
+				l.SetLogger(log)
 			}
 			loaded = []any{p}
 		case plugins.GoFile:

@@ -219,6 +219,9 @@ func (s *session) finish(dir plugins.Direction, err error) {
 // frame), both sockets closed, the close event logged.
 func (s *session) end(code wsframe.CloseCode, reason, by string) {
 	s.endOnce.Do(func() {
+		// The first close wins the log: a close frame a peer sent earlier, or this
+		// one, not the replies the peers send to it while the sockets close.
+		s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: time.Now(), Code: code, Reason: reason, By: by})
 		s.cancel()
 		wire := code
 		if !wire.ValidOnWire() {
@@ -252,10 +255,7 @@ func (s *session) end(code wsframe.CloseCode, reason, by string) {
 			l.mu.Unlock()
 		}
 		s.closeSockets()
-		ev := plugins.CloseEvent{Time: time.Now(), Code: code, Reason: reason, By: by}
-		if first := s.closeEv.Load(); first != nil {
-			ev = *first
-		}
+		ev := *s.closeEv.Load()
 		s.p.chain.Closed(context.Background(), s.conn, ev.Code, ev.Reason)
 		s.p.observer.Closed(s.conn, ev)
 		s.p.sessions.Delete(s)
