@@ -3,8 +3,10 @@
 
 GO        ?= go
 FUZZTIME  ?= 15s
-# Debian packages the tests use, as "command:package" pairs.
+# Debian packages the tests use, as "command:package" pairs, and Python modules
+# for /usr/bin/python3 as "module:package" pairs.
 TEST_DEPS := /usr/bin/python3:python3 curl:curl
+PY_DEPS   := cryptography:python3-cryptography
 
 .PHONY: test deps vet unit fuzz bench
 
@@ -15,6 +17,10 @@ deps:
 	for dep in $(TEST_DEPS); do \
 		cmd=$${dep%%:*}; pkg=$${dep#*:}; \
 		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	for dep in $(PY_DEPS); do \
+		mod=$${dep%%:*}; pkg=$${dep#*:}; \
+		/usr/bin/python3 -c "import $$mod" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \

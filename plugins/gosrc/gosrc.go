@@ -49,7 +49,7 @@ func Load(path string) (elems []any, err error) {
 			elems, err = nil, fmt.Errorf("gosrc: %s: the interpreter cannot run this file (%v)%s", path, p, unsupportedHint(path))
 		}
 	}()
-	i := interp.New(interp.Options{})
+	i := interp.New(interp.Options{Env: os.Environ()}) // hooks may read their settings from the environment
 	if err := i.Use(stdlib.Symbols); err != nil {
 		return nil, fmt.Errorf("gosrc: %w", err)
 	}
