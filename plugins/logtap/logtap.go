@@ -53,8 +53,12 @@ func New(o *plugins.Options) (any, error) {
 	return h, nil
 }
 
-// SetLogger sends the tap's output to l instead of stderr.
-func (h *Hook) SetLogger(l *slog.Logger) { h.log = l }
+// SetLogger sends the tap's output to l instead of stderr (nil keeps stderr).
+func (h *Hook) SetLogger(l *slog.Logger) {
+	if l != nil {
+		h.log = l
+	}
+}
 
 // Name returns "log".
 func (h *Hook) Name() string { return "log" }

@@ -1,0 +1,125 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/wstap/wstap/plugins"
+)
+
+// readmeBlocks returns the fenced code blocks of README.md with the given info string.
+func readmeBlocks(t *testing.T, lang string) []string {
+	t.Helper()
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile("(?s)```" + lang + "\n(.*?)```")
+	var blocks []string
+	for _, m := range re.FindAllStringSubmatch(string(data), -1) {
+		blocks = append(blocks, m[1])
+	}
+	return blocks
+}
+
+// shellWords splits a command line the way sh does for the quoting README uses:
+// '...' verbatim, "..." with \" and \\ escapes, words separated by blanks.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if inWord {
+				words, inWord = append(words, cur.String()), false
+				cur.Reset()
+			}
+		case c == '\'':
+			j := strings.IndexByte(line[i+1:], '\'')
+			if j < 0 {
+				t.Fatalf("unterminated ' in %q", line)
+			}
+			cur.WriteString(line[i+1 : i+1+j])
+			i, inWord = i+1+j, true
+		case c == '"':
+			inWord = true
+			for i++; i < len(line) && line[i] != '"'; i++ {
+				if line[i] == '\\' && i+1 < len(line) && (line[i+1] == '"' || line[i+1] == '\\') {
+					i++
+				}
+				cur.WriteByte(line[i])
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// TestReadmeCommands runs every `go run ./cmd/wstap` proxy command of README.md (on
+// a free port, with a context that is already cancelled): each must be accepted.
+func TestReadmeCommands(t *testing.T) {
+	t.Setenv("WSTAP_CA_DIR", filepath.Join(t.TempDir(), "ca"))
+	ran := 0
+	for _, block := range readmeBlocks(t, "sh") {
+		for _, line := range strings.Split(block, "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			args := shellWords(t, line)
+			if len(args) < 3 || args[0] != "go" || args[1] != "run" || args[2] != "./cmd/wstap" {
+				continue
+			}
+			args = args[3:]
+			if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+				continue // ca export and friends: covered by the CLI tests
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var stderr bytes.Buffer
+			if code := Run(ctx, append(args, "--listen", "127.0.0.1:0", "--quiet"), &bytes.Buffer{}, &stderr); code != 0 {
+				t.Errorf("README command %q exits %d:\n%s", line, code, stderr.String())
+			}
+			ran++
+		}
+	}
+	if ran < 3 {
+		t.Fatalf("found only %d README proxy commands", ran)
+	}
+}
+
+// TestReadmeConfig loads the README's YAML example and builds its chain.
+func TestReadmeConfig(t *testing.T) {
+	blocks := readmeBlocks(t, "yaml")
+	if len(blocks) == 0 {
+		t.Fatal("README has no yaml example")
+	}
+	for _, b := range blocks {
+		path := filepath.Join(t.TempDir(), "wstap.yaml")
+		if err := os.WriteFile(path, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadConfig(path)
+		if err != nil {
+			t.Fatalf("README config: %v\n%s", err, b)
+		}
+		chain, names, err := buildChain(c.Hooks, plugins.FailOpen, nil)
+		if err != nil {
+			t.Fatalf("README config hooks: %v", err)
+		}
+		chain.Close()
+		if len(names) != len(c.Hooks) || c.Listen == "" {
+			t.Fatalf("README config parsed as %+v (hooks %v)", c, names)
+		}
+	}
+}
