@@ -5,7 +5,7 @@ GO        ?= go
 FUZZTIME  ?= 15s
 # Debian packages the tests use, as "command:package" pairs, and Python modules
 # for /usr/bin/python3 as "module:package" pairs.
-TEST_DEPS := /usr/bin/python3:python3 curl:curl
+TEST_DEPS := /usr/bin/python3:python3 curl:curl /usr/bin/chromium:chromium certutil:libnss3-tools
 PY_DEPS   := cryptography:python3-cryptography
 
 .PHONY: test deps vet unit fuzz bench
@@ -27,7 +27,7 @@ deps:
 			echo "make test: missing Debian packages:$$missing (run as root to install them)" >&2; exit 1; \
 		fi; \
 		echo "make test: installing$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 vet:
