@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
@@ -64,8 +65,20 @@ type session struct {
 	endOnce sync.Once
 }
 
-// leg is one output side: a frame writer shared by the pump that relays into it and
-// by injections. mu serialises whole messages, so frames never interleave.
+// closeTimeout bounds how long the teardown waits to deliver close frames.
+const closeTimeout = 2 * time.Second
+
+// writeClose writes a close frame and marks the leg closed. Called with mu held.
+func (l *leg) writeClose(payload []byte) {
+	l.closed = true
+	if l.w.WriteMessage(wsframe.OpClose, 0, payload, nil) == nil {
+		l.w.Flush()
+	}
+}
+
+// leg is one output side: a frame writer shared by the pump that relays into it, by
+// injections and by the teardown. mu is held only while writing, never while
+// reading a source, so a stalled peer on one side cannot block the other.
 type leg struct {
 	mu       sync.Mutex
 	w        *wsframe.Writer
@@ -74,8 +87,21 @@ type leg struct {
 	owned    bool                // the proxy compresses this direction itself (see wsframe docs)
 	deflater *wsframe.Deflater
 	scratch  []byte
-	closed   bool // a close frame was written
+	closed   bool // a close frame was written: nothing more may be
+
+	// A message too large for the hooks is streamed frame by frame. While it is in
+	// progress no other data message may start (injections wait in queue), and
+	// while one of its frames is half written nothing at all may be written (a
+	// close from the teardown waits in deferredClose for the frame's end).
+	inMessage     bool
+	inFrame       bool
+	queue         []plugins.Injection
+	deferredClose []byte
+	closeWritten  chan struct{} // closed once deferredClose went out
 }
+
+// maxQueuedInjections bounds the injections waiting for a streamed message to end.
+const maxQueuedInjections = 1024
 
 func newLeg(dst io.Writer, sender wsframe.Side, comp wsframe.Compression) *leg {
 	return &leg{w: wsframe.NewWriter(dst, sender, 0), dst: dst, comp: comp}
@@ -235,25 +261,35 @@ func (s *session) end(code wsframe.CloseCode, reason, by string) {
 			close(s.clientReady) // wake injections waiting for the client leg
 		}
 		s.mu.Unlock()
+		var waits []chan struct{}
 		for _, l := range []*leg{s.toServer, toClient} {
 			if l == nil {
 				continue
 			}
-			// A writer blocked on a stuck peer holds the lock; the deadline frees it.
+			// A write blocked on a stuck peer holds the lock; the deadline frees it.
 			if c, ok := l.dst.(interface{ SetWriteDeadline(time.Time) error }); ok {
-				c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				c.SetWriteDeadline(time.Now().Add(closeTimeout))
 			}
-			if !l.mu.TryLock() {
-				continue
-			}
-			if !l.closed {
-				l.closed = true
-				if l.w.WriteMessage(wsframe.OpClose, 0, payload, nil) == nil {
-					l.w.Flush()
-				}
+			l.mu.Lock()
+			switch {
+			case l.closed:
+			case l.inFrame:
+				// Mid-frame: the streaming pump sends the close when the frame ends.
+				l.deferredClose, l.closeWritten = payload, make(chan struct{})
+				waits = append(waits, l.closeWritten)
+			default:
+				l.writeClose(payload)
 			}
 			l.mu.Unlock()
 		}
+		deadline := time.NewTimer(closeTimeout)
+		for _, w := range waits {
+			select {
+			case <-w:
+			case <-deadline.C:
+			}
+		}
+		deadline.Stop()
 		s.closeSockets()
 		ev := *s.closeEv.Load()
 		s.p.chain.Closed(context.Background(), s.conn, ev.Code, ev.Reason)
@@ -284,7 +320,7 @@ type pumper struct {
 	sizes []int
 
 	// Streaming a message too large for the hooks.
-	streaming    bool
+	streaming    bool // between the message's first and last frame
 	streamOp     wsframe.Opcode
 	streamLen    int64
 	streamFrames int
@@ -294,8 +330,9 @@ type pumper struct {
 
 func (pp *pumper) run() error {
 	defer func() {
-		if pp.streaming { // torn down mid-message
-			pp.streaming = false
+		if pp.streaming { // torn down mid-message: let injections through again
+			pp.out.mu.Lock()
+			pp.out.inMessage, pp.out.inFrame = false, false
 			pp.out.mu.Unlock()
 		}
 	}()
@@ -309,26 +346,13 @@ func (pp *pumper) run() error {
 		}
 		if !pp.r.Ready() {
 			// Nothing more to process without blocking: send what is batched.
-			pp.lock()
+			pp.out.mu.Lock()
 			err := pp.out.w.Flush()
-			pp.unlock()
+			pp.out.mu.Unlock()
 			if err != nil {
 				return err
 			}
 		}
-	}
-}
-
-// lock and unlock guard the output leg, except while a streamed message holds it.
-func (pp *pumper) lock() {
-	if !pp.streaming {
-		pp.out.mu.Lock()
-	}
-}
-
-func (pp *pumper) unlock() {
-	if !pp.streaming {
-		pp.out.mu.Unlock()
 	}
 }
 
@@ -382,13 +406,13 @@ func (pp *pumper) control(m *wsframe.Message) error {
 		code, reason, _ := wsframe.ParseClose(m.Payload)
 		pp.s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: now, Code: code, Reason: reason, By: pp.dir.Sender().String()})
 	}
-	pp.lock()
+	pp.out.mu.Lock()
 	var err error
 	if !pp.out.closed {
 		pp.out.closed = m.Opcode == wsframe.OpClose
 		err = pp.out.w.WriteFrames(m.Frames, m.Wire)
 	}
-	pp.unlock()
+	pp.out.mu.Unlock()
 	pp.s.p.observer.Message(&plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
 		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: 1})
 	return err
@@ -410,10 +434,10 @@ func (pp *pumper) message(m *wsframe.Message) error {
 		}
 		rec.Decoded = res.Decoded
 	} else if len(rec.Payload) > previewBytes {
-		rec.Payload, rec.Truncated = rec.Payload[:previewBytes], true
+		rec.Payload, rec.Truncated = textPrefix(m.Opcode, rec.Payload[:previewBytes]), true
 	}
 	out := pp.out
-	pp.lock()
+	out.mu.Lock()
 	var err error
 	switch {
 	case out.closed:
@@ -433,7 +457,7 @@ func (pp *pumper) message(m *wsframe.Message) error {
 		// Unchanged: the original frames, byte for byte.
 		err = out.w.WriteFrames(m.Frames, m.Wire)
 	}
-	pp.unlock()
+	out.mu.Unlock()
 	s.p.observer.Message(&rec)
 	if err != nil {
 		return err
@@ -443,7 +467,8 @@ func (pp *pumper) message(m *wsframe.Message) error {
 			in.Opcode = m.Opcode
 		}
 		if err := s.Inject(s.ctx, in); err != nil {
-			return err
+			// The hook's message is lost, not the connection.
+			s.p.log.Warn("injection not sent", "conn", s.conn.ID, "dir", in.Dir.String(), "err", err)
 		}
 	}
 	return nil
@@ -462,21 +487,27 @@ func (pp *pumper) frameSizes(m *wsframe.Message, n int) []int {
 	return pp.sizes
 }
 
-// startStream takes the output leg for a message that bypasses the hooks, and
-// forwards the frames of it that were already assembled.
+// startStream begins forwarding a message that bypasses the hooks, with the frames
+// of it that were already assembled.
 func (pp *pumper) startStream(op wsframe.Opcode, frames []wsframe.Header, wire []byte) error {
-	pp.out.mu.Lock()
 	pp.streaming = true
 	pp.streamOp, pp.streamLen, pp.streamFrames = op, int64(len(wire)), len(frames)
 	pp.preview = append(pp.preview[:0], wire[:min(len(wire), previewBytes)]...)
-	if pp.out.closed {
+	out := pp.out
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	out.inMessage = true
+	if out.closed {
 		return nil
 	}
-	return pp.out.w.WriteFrames(frames, wire)
+	return out.w.WriteFrames(frames, wire)
 }
 
-// streamFrame forwards one frame of a streamed message as it arrives, without
-// holding more than a buffer of it.
+// errEnded stops a pump that delivered the teardown's close frame.
+var errEnded = errors.New("proxy: session ended")
+
+// streamFrame forwards one frame of a streamed message as it arrives, holding no
+// more of it than a buffer, and the output lock only while writing.
 func (pp *pumper) streamFrame(h wsframe.Header) error {
 	pp.streamLen += int64(h.Length)
 	pp.streamFrames++
@@ -484,17 +515,22 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 		return fmt.Errorf("%w of %d bytes", wsframe.ErrMessageTooBig, pp.s.p.maxMessage)
 	}
 	out := pp.out
+	out.mu.Lock()
+	var err error
 	if !out.closed {
-		if err := out.w.WriteHeader(h); err != nil {
-			return err
-		}
+		out.inFrame = true
+		err = out.w.WriteHeader(h)
+	}
+	out.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	if pp.buf == nil {
 		pp.buf = make([]byte, 32<<10)
 	}
 	pos := 0
 	for {
-		n, err := pp.r.ReadRaw(pp.buf)
+		n, rerr := pp.r.ReadRaw(pp.buf)
 		if n > 0 {
 			if keep := min(n, previewBytes-len(pp.preview)); keep > 0 {
 				off := len(pp.preview)
@@ -504,27 +540,57 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 				}
 			}
 			pos += n
+			out.mu.Lock()
 			if !out.closed {
-				if err := out.w.WriteRaw(pp.buf[:n]); err != nil {
-					return err
+				if err = out.w.WriteRaw(pp.buf[:n]); err == nil && pp.r.Buffered() == 0 {
+					err = out.w.Flush() // the next read may block: do not sit on data
 				}
 			}
+			out.mu.Unlock()
+			if err != nil {
+				return err
+			}
 		}
-		if errors.Is(err, io.EOF) {
+		if errors.Is(rerr, io.EOF) {
 			break
 		}
-		if err != nil {
-			return err
+		if rerr != nil {
+			return rerr
 		}
 	}
-	if !h.Fin {
-		return nil
+	// The frame is whole: anything that waited for its end can go out now.
+	out.mu.Lock()
+	out.inFrame = false
+	if out.deferredClose != nil {
+		out.writeClose(out.deferredClose)
+		out.deferredClose = nil
+		close(out.closeWritten)
+		out.mu.Unlock()
+		return errEnded
 	}
-	pp.streaming = false
+	if h.Fin {
+		pp.streaming, out.inMessage = false, false
+		err = pp.s.drainQueue(out)
+	}
 	out.mu.Unlock()
+	if !h.Fin || err != nil {
+		return err
+	}
 	pp.s.p.observer.Message(&plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: pp.streamOp, Time: time.Now(),
-		Payload: pp.preview, Len: pp.streamLen, Truncated: pp.streamLen > int64(len(pp.preview)), Frames: pp.streamFrames})
+		Payload: textPrefix(pp.streamOp, pp.preview), Len: pp.streamLen, Truncated: pp.streamLen > int64(len(pp.preview)), Frames: pp.streamFrames})
 	return nil
+}
+
+// textPrefix cuts a text preview back to a rune boundary, so a preview that ends in
+// the middle of a character is still logged as text.
+func textPrefix(op wsframe.Opcode, p []byte) []byte {
+	if op != wsframe.OpText {
+		return p
+	}
+	for i := 0; i < utf8.UTFMax && len(p) > 0 && !utf8.Valid(p); i++ {
+		p = p[:len(p)-1]
+	}
+	return p
 }
 
 // Inject sends a new message in direction in.Dir, uncompressed: an uncompressed
@@ -540,15 +606,49 @@ func (s *session) Inject(ctx context.Context, in plugins.Injection) error {
 	}
 	l.mu.Lock()
 	var err error
-	if !l.closed {
-		if err = l.w.WriteMessage(in.Opcode, 0, in.Payload, nil); err == nil {
-			err = l.w.Flush()
+	switch {
+	case l.closed:
+		err = fmt.Errorf("proxy: inject into conn %s: the close handshake has begun", s.conn.ID)
+	case l.inMessage:
+		// A streamed message is going out on this leg: a data message cannot start
+		// inside it, so this one waits for its end (the pump that streams sends it).
+		if len(l.queue) >= maxQueuedInjections {
+			err = fmt.Errorf("proxy: inject into conn %s: %d injections already wait for a streamed message", s.conn.ID, len(l.queue))
+		} else {
+			l.queue = append(l.queue, in)
 		}
+	default:
+		err = s.writeInjection(l, in)
 	}
 	l.mu.Unlock()
-	s.p.observer.Message(&plugins.Record{Conn: s.conn, Dir: in.Dir, Seq: s.nextSeq(in.Dir), Opcode: in.Opcode, Time: time.Now(),
-		Payload: in.Payload, Len: int64(len(in.Payload)), Frames: 1, Injected: true})
+	if err == nil {
+		s.p.observer.Message(&plugins.Record{Conn: s.conn, Dir: in.Dir, Seq: s.nextSeq(in.Dir), Opcode: in.Opcode, Time: time.Now(),
+			Payload: in.Payload, Len: int64(len(in.Payload)), Frames: 1, Injected: true})
+	}
 	return err
+}
+
+// writeInjection writes an injected message, uncompressed. Called with l.mu held.
+func (s *session) writeInjection(l *leg, in plugins.Injection) error {
+	if err := l.w.WriteMessage(in.Opcode, 0, in.Payload, nil); err != nil {
+		return err
+	}
+	return l.w.Flush()
+}
+
+// drainQueue sends the injections that waited for a streamed message. Called with
+// l.mu held.
+func (s *session) drainQueue(l *leg) error {
+	for i, in := range l.queue {
+		if err := s.writeInjection(l, in); err != nil {
+			clear(l.queue[i:])
+			l.queue = l.queue[:0]
+			return err
+		}
+	}
+	clear(l.queue)
+	l.queue = l.queue[:0]
+	return nil
 }
 
 // control is the session as hooks see it (plugins.Controller).
