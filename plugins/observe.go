@@ -9,7 +9,8 @@ import (
 // Observer sees every connection event after the chain's final verdict: the event
 // log and the terminal view are observers. Methods are called concurrently for
 // different connections and directions, so implementations must be safe for
-// concurrent use; they must not keep the slices of a Record after returning.
+// concurrent use; they must not keep a *Record or its slices after returning (the
+// proxy reuses them for the next message).
 type Observer interface {
 	Opened(c *Conn, t time.Time)
 	Message(r *Record)

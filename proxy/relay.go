@@ -319,22 +319,42 @@ type pumper struct {
 
 	sizes []int
 
+	// Reused per message so the hot path does not allocate: observers and hooks
+	// must not keep them (see plugins.Observer).
+	rec plugins.Record
+	msg plugins.Message
+	now time.Time // the clock, read once per batch of frames (zero: read it)
+
 	// Streaming a message too large for the hooks.
 	streaming    bool // between the message's first and last frame
 	streamOp     wsframe.Opcode
 	streamLen    int64
 	streamFrames int
+	streamTime   time.Time
 	preview      []byte
 	buf          []byte
 }
 
 func (pp *pumper) run() error {
 	defer func() {
-		if pp.streaming { // torn down mid-message: let injections through again
-			pp.out.mu.Lock()
-			pp.out.inMessage, pp.out.inFrame = false, false
-			pp.out.mu.Unlock()
+		if !pp.streaming {
+			return
 		}
+		// The sender stopped mid-message. A half-written frame cannot be followed
+		// by anything, not even a close frame: that side only sees the socket close.
+		out := pp.out
+		out.mu.Lock()
+		if out.inFrame {
+			out.closed = true
+			if out.deferredClose != nil {
+				out.deferredClose = nil
+				close(out.closeWritten)
+			}
+		}
+		out.inMessage, out.inFrame = false, false
+		clear(out.queue)
+		out.queue = out.queue[:0]
+		out.mu.Unlock()
 	}()
 	for {
 		h, err := pp.r.NextFrame()
@@ -346,6 +366,7 @@ func (pp *pumper) run() error {
 		}
 		if !pp.r.Ready() {
 			// Nothing more to process without blocking: send what is batched.
+			pp.now = time.Time{}
 			pp.out.mu.Lock()
 			err := pp.out.w.Flush()
 			pp.out.mu.Unlock()
@@ -399,9 +420,17 @@ func (pp *pumper) frame(h wsframe.Header) error {
 	return pp.message(m)
 }
 
+// clock returns the time of the current batch of frames.
+func (pp *pumper) clock() time.Time {
+	if pp.now.IsZero() {
+		pp.now = time.Now()
+	}
+	return pp.now
+}
+
 // control relays a ping, pong or close frame unchanged and logs it.
 func (pp *pumper) control(m *wsframe.Message) error {
-	now := time.Now()
+	now := pp.clock()
 	if m.Opcode == wsframe.OpClose {
 		code, reason, _ := wsframe.ParseClose(m.Payload)
 		pp.s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: now, Code: code, Reason: reason, By: pp.dir.Sender().String()})
@@ -413,27 +442,29 @@ func (pp *pumper) control(m *wsframe.Message) error {
 		err = pp.out.w.WriteFrames(m.Frames, m.Wire)
 	}
 	pp.out.mu.Unlock()
-	pp.s.p.observer.Message(&plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
-		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: 1})
+	pp.rec = plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
+		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: 1}
+	pp.s.p.observer.Message(&pp.rec)
 	return err
 }
 
 // message runs a data message through the chain and forwards the verdict.
 func (pp *pumper) message(m *wsframe.Message) error {
 	s := pp.s
-	now := time.Now()
+	now := pp.clock()
 	hooked := int64(len(m.Payload)) <= s.p.maxHookMessage
-	rec := plugins.Record{Conn: s.conn, Dir: pp.dir, Seq: s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
+	rec := &pp.rec
+	*rec = plugins.Record{Conn: s.conn, Dir: pp.dir, Seq: s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
 		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: len(m.Frames), Compressed: m.Compressed, Hooked: hooked}
 	var res plugins.Result
-	if hooked {
-		msg := plugins.Message{Conn: s.conn, Dir: pp.dir, Opcode: m.Opcode, Payload: m.Payload, Time: now, Seq: rec.Seq}
+	if hooked && s.p.chain.Len() > 0 {
+		pp.msg = plugins.Message{Conn: s.conn, Dir: pp.dir, Opcode: m.Opcode, Payload: m.Payload, Time: now, Seq: rec.Seq}
 		var err error
-		if res, err = s.p.chain.Run(s.ctx, &msg); err != nil {
+		if res, err = s.p.chain.Run(s.ctx, &pp.msg); err != nil {
 			return err
 		}
 		rec.Decoded = res.Decoded
-	} else if len(rec.Payload) > previewBytes {
+	} else if !hooked && len(rec.Payload) > previewBytes {
 		rec.Payload, rec.Truncated = textPrefix(m.Opcode, rec.Payload[:previewBytes]), true
 	}
 	out := pp.out
@@ -458,7 +489,7 @@ func (pp *pumper) message(m *wsframe.Message) error {
 		err = out.w.WriteFrames(m.Frames, m.Wire)
 	}
 	out.mu.Unlock()
-	s.p.observer.Message(&rec)
+	s.p.observer.Message(rec)
 	if err != nil {
 		return err
 	}
@@ -492,6 +523,7 @@ func (pp *pumper) frameSizes(m *wsframe.Message, n int) []int {
 func (pp *pumper) startStream(op wsframe.Opcode, frames []wsframe.Header, wire []byte) error {
 	pp.streaming = true
 	pp.streamOp, pp.streamLen, pp.streamFrames = op, int64(len(wire)), len(frames)
+	pp.streamTime = pp.clock()
 	pp.preview = append(pp.preview[:0], wire[:min(len(wire), previewBytes)]...)
 	out := pp.out
 	out.mu.Lock()
@@ -569,16 +601,17 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 		return errEnded
 	}
 	if h.Fin {
+		// Log the message (like any message, when it completes: a ping between its
+		// frames comes first), then send the injections that waited for it, in the
+		// same critical section so that none overtakes another.
 		pp.streaming, out.inMessage = false, false
+		pp.rec = plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: pp.streamOp, Time: pp.streamTime,
+			Payload: textPrefix(pp.streamOp, pp.preview), Len: pp.streamLen, Truncated: pp.streamLen > int64(len(pp.preview)), Frames: pp.streamFrames}
+		pp.s.p.observer.Message(&pp.rec)
 		err = pp.s.drainQueue(out)
 	}
 	out.mu.Unlock()
-	if !h.Fin || err != nil {
-		return err
-	}
-	pp.s.p.observer.Message(&plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: pp.streamOp, Time: time.Now(),
-		Payload: textPrefix(pp.streamOp, pp.preview), Len: pp.streamLen, Truncated: pp.streamLen > int64(len(pp.preview)), Frames: pp.streamFrames})
-	return nil
+	return err
 }
 
 // textPrefix cuts a text preview back to a rune boundary, so a preview that ends in
@@ -621,19 +654,22 @@ func (s *session) Inject(ctx context.Context, in plugins.Injection) error {
 		err = s.writeInjection(l, in)
 	}
 	l.mu.Unlock()
+	return err
+}
+
+// writeInjection writes an injected message, uncompressed, and logs it with the
+// next sequence number of its direction, so sequence numbers follow the wire.
+// Called with l.mu held.
+func (s *session) writeInjection(l *leg, in plugins.Injection) error {
+	err := l.w.WriteMessage(in.Opcode, 0, in.Payload, nil)
+	if err == nil {
+		err = l.w.Flush()
+	}
 	if err == nil {
 		s.p.observer.Message(&plugins.Record{Conn: s.conn, Dir: in.Dir, Seq: s.nextSeq(in.Dir), Opcode: in.Opcode, Time: time.Now(),
 			Payload: in.Payload, Len: int64(len(in.Payload)), Frames: 1, Injected: true})
 	}
 	return err
-}
-
-// writeInjection writes an injected message, uncompressed. Called with l.mu held.
-func (s *session) writeInjection(l *leg, in plugins.Injection) error {
-	if err := l.w.WriteMessage(in.Opcode, 0, in.Payload, nil); err != nil {
-		return err
-	}
-	return l.w.Flush()
 }
 
 // drainQueue sends the injections that waited for a streamed message. Called with

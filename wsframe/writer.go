@@ -18,13 +18,20 @@ const maskChunkSize = 64 << 10
 
 var maskScratch = sync.Pool{New: func() any { b := make([]byte, maskChunkSize); return &b }}
 
+// writerBufs holds the output buffers of default-size Writers while they are idle:
+// under the relay's flush rule most connections are idle most of the time, so
+// they hold no buffer (4 KiB less per direction and connection).
+var writerBufs = sync.Pool{New: func() any { b := make([]byte, 0, DefaultWriterBufferSize); return &b }}
+
 // Writer writes frames to a byte stream. Small frames are gathered in a buffer until
 // [Writer.Flush]; large payloads go out with vectored I/O (header and payload in one
 // writev) instead of being copied through the buffer. The caller's payload is never
 // modified: masking happens in the Writer's own memory.
 type Writer struct {
 	dst     io.Writer
-	buf     []byte
+	buf     []byte  // pending output; nil while an idle pooled Writer holds none
+	pooled  *[]byte // buf's pool entry
+	size    int     // buffer capacity; DefaultWriterBufferSize buffers are pooled
 	masks   bool
 	rng     *rand.ChaCha8
 	vec     [2][]byte
@@ -40,11 +47,32 @@ func NewWriter(dst io.Writer, sender Side, bufSize int) *Writer {
 	if bufSize < 2*MaxHeaderSize {
 		bufSize = DefaultWriterBufferSize
 	}
-	w := &Writer{dst: dst, buf: make([]byte, 0, bufSize), masks: sender == Client}
+	w := &Writer{dst: dst, size: bufSize, masks: sender == Client}
 	if w.masks {
 		w.rng = newMaskRNG()
 	}
 	return w
+}
+
+// grab makes sure the Writer holds its output buffer.
+func (w *Writer) grab() {
+	switch {
+	case w.buf != nil:
+	case w.size == DefaultWriterBufferSize:
+		w.pooled = writerBufs.Get().(*[]byte)
+		w.buf = (*w.pooled)[:0]
+	default:
+		w.buf = make([]byte, 0, w.size)
+	}
+}
+
+// release returns an empty pooled buffer to the pool.
+func (w *Writer) release() {
+	if w.pooled != nil && len(w.buf) == 0 {
+		*w.pooled = w.buf
+		writerBufs.Put(w.pooled)
+		w.pooled, w.buf = nil, nil
+	}
 }
 
 func newMaskRNG() *rand.ChaCha8 {
@@ -67,6 +95,7 @@ func (w *Writer) NewMaskKey() [4]byte {
 // header and payload a [Reader] returned reproduces the original bytes exactly, for
 // any header in its minimal encoding (which strict [Rules] guarantee).
 func (w *Writer) WriteFrame(h Header, payload []byte) error {
+	w.grab()
 	h.Length = uint64(len(payload))
 	size := h.EncodedLen() + len(payload)
 	if size > cap(w.buf)-len(w.buf) && size <= cap(w.buf) {
@@ -74,6 +103,7 @@ func (w *Writer) WriteFrame(h Header, payload []byte) error {
 		if err := w.Flush(); err != nil {
 			return err
 		}
+		w.grab()
 	}
 	if size <= cap(w.buf)-len(w.buf) {
 		w.buf = AppendHeader(w.buf, h)
@@ -160,10 +190,12 @@ func (w *Writer) WriteFrames(frames []Header, payload []byte) error {
 // WriteHeader writes a frame header on its own, for a caller that streams the
 // payload after it with WriteRaw.
 func (w *Writer) WriteHeader(h Header) error {
+	w.grab()
 	if MaxHeaderSize > cap(w.buf)-len(w.buf) {
 		if err := w.Flush(); err != nil {
 			return err
 		}
+		w.grab()
 	}
 	w.buf = AppendHeader(w.buf, h)
 	return nil
@@ -172,6 +204,7 @@ func (w *Writer) WriteHeader(h Header) error {
 // WriteRaw writes bytes exactly as given: payload that is already masked (or needs
 // no mask), from [Reader.ReadRaw], after WriteHeader. Large writes bypass the buffer.
 func (w *Writer) WriteRaw(p []byte) error {
+	w.grab()
 	if len(p) <= cap(w.buf)-len(w.buf) {
 		w.buf = append(w.buf, p...)
 		return nil
@@ -189,13 +222,16 @@ func (w *Writer) WriteRaw(p []byte) error {
 // Buffered returns the number of bytes waiting for Flush.
 func (w *Writer) Buffered() int { return len(w.buf) }
 
-// Flush writes the buffered frames to the destination.
+// Flush writes the buffered frames to the destination. A Writer with the default
+// buffer size then gives its buffer back to a pool until the next write.
 func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
+		w.release()
 		return nil
 	}
 	_, err := w.dst.Write(w.buf)
 	w.buf = w.buf[:0]
+	w.release()
 	if err != nil {
 		return fmt.Errorf("wsframe: write: %w", err)
 	}
