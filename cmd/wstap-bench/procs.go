@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// child is a proxy running as its own process (wstap, the raw tunnel, mitmdump), so
+// that its CPU time and memory can be read from /proc.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+	log  *tail
+	done chan struct{}
+}
+
+// tail keeps the last lines a child printed, for error messages.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *tail) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 20 {
+		t.lines = t.lines[1:]
+	}
+	t.lines = append(t.lines, s)
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+var listeningRE = regexp.MustCompile(`listening on (\S+)`)
+
+// startChild starts cmd and waits until it is ready: when addr is empty, until it
+// prints "listening on ADDR" on stderr; otherwise until addr accepts connections
+// and every file in waitFiles exists.
+func startChild(name string, cmd *exec.Cmd, addr string, waitFiles ...string) (*child, error) {
+	c := &child{name: name, cmd: cmd, log: &tail{}, done: make(chan struct{})}
+	dieWithParent(cmd)
+	cmd.Stdout = logWriter{c.log}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			c.log.add(line)
+			if m := listeningRE.FindStringSubmatch(line); m != nil {
+				select {
+				case addrc <- m[1]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		cmd.Wait() // after the last read: Wait closes the pipe
+		close(c.done)
+	}()
+	deadline := time.After(60 * time.Second)
+	if addr == "" {
+		select {
+		case c.addr = <-addrc:
+			fmt.Fprintf(os.Stderr, "wstap-bench: %s (pid %d) listening on %s\n", name, cmd.Process.Pid, c.addr)
+			return c, nil
+		case <-c.done:
+			return nil, fmt.Errorf("%s exited before listening:\n%s", name, c.log)
+		case <-deadline:
+			c.stop()
+			return nil, fmt.Errorf("%s did not say where it listens within 60s:\n%s", name, c.log)
+		}
+	}
+	c.addr = addr
+	for {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			ok := true
+			for _, f := range waitFiles {
+				if _, err := os.Stat(f); err != nil {
+					ok = false
+				}
+			}
+			if ok {
+				fmt.Fprintf(os.Stderr, "wstap-bench: %s (pid %d) listening on %s\n", name, cmd.Process.Pid, c.addr)
+				return c, nil
+			}
+		}
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("%s exited before listening:\n%s", name, c.log)
+		case <-deadline:
+			c.stop()
+			return nil, fmt.Errorf("%s did not accept connections on %s within 60s:\n%s", name, addr, c.log)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+type logWriter struct{ t *tail }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	for l := range strings.SplitSeq(strings.TrimRight(string(p), "\n"), "\n") {
+		w.t.add(l)
+	}
+	return len(p), nil
+}
+
+// stop ends the child (SIGTERM, then SIGKILL after 5 s) and waits for it.
+func (c *child) stop() {
+	if c == nil {
+		return
+	}
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func (c *child) alive() error {
+	select {
+	case <-c.done:
+		return fmt.Errorf("%s exited:\n%s", c.name, c.log)
+	default:
+		return nil
+	}
+}
+
+// cpuTime returns the user+system CPU time the child has used so far.
+func (c *child) cpuTime() time.Duration {
+	if c == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); utime is 14, stime 15
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// syscalls returns how many read and write system calls the child has made so far
+// (/proc/PID/io syscr + syscw: read, write and their vector forms; not splice).
+func (c *child) syscalls() int64 {
+	if c == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "syscr" || k == "syscw" {
+			x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			n += x
+		}
+	}
+	return n
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// mem returns the child's resident set size now and its peak, in bytes.
+func (c *child) mem() (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", c.cmd.Process.Pid, line, err)
+		}
+		if k == "VmRSS" {
+			rss = n << 10
+		} else {
+			hwm = n << 10
+		}
+	}
+	if rss == 0 {
+		return 0, 0, errors.New("no VmRSS in /proc/PID/status")
+	}
+	return rss, hwm, nil
+}
+
+// buildWstap builds ./cmd/wstap into dir (the bench runs from inside the module).
+func buildWstap(dir string) (string, error) {
+	out := filepath.Join(dir, "wstap")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/wstap/wstap/cmd/wstap")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/wstap (run the bench from inside the wstap module, or pass -wstap): %w", err)
+	}
+	return out, nil
+}
+
+// startWstap runs wstap with an empty chain and the CA in caDir.
+func startWstap(bin, caDir string) (*child, error) {
+	cmd := exec.Command(bin, "proxy", "--listen", "127.0.0.1:0", "--quiet", "--upstream-insecure")
+	cmd.Env = append(os.Environ(), "WSTAP_CA_DIR="+caDir)
+	return startChild("wstap", cmd, "")
+}
+
+// startTunnel runs this program again as the raw CONNECT tunnel.
+func startTunnel() (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return startChild("tunnel", exec.Command(exe, "-internal-tunnel"), "")
+}
+
+// startMitmdump runs mitmdump on a free loopback port with its CA in confdir.
+func startMitmdump(bin, confdir string) (*child, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--listen-host", "127.0.0.1", "--listen-port", port, "--ssl-insecure", "-q",
+		"--set", "confdir="+confdir)
+	return startChild("mitmdump", cmd, addr, filepath.Join(confdir, "mitmproxy-ca-cert.pem"))
+}
