@@ -1,6 +1,9 @@
 package plugins
 
 import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -8,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/dustin/go-humanize"
 )
 
 // Factory builds a plugin (a [Hook], a [Codec] or a [Scope]) from its options. It must read every
@@ -177,6 +182,57 @@ func (o *Options) Direction(name string) (Direction, error) {
 	default:
 		return 0, o.Errorf(name, "%q, want c2s, s2c or both", v)
 	}
+}
+
+// Size returns option name as a byte size such as 16MiB, 64KB or 1048576, or def
+// when absent.
+func (o *Options) Size(name string, def int64) (int64, error) {
+	v, ok := o.get(name)
+	if !ok || v == "" {
+		return def, nil
+	}
+	n, err := humanize.ParseBytes(strings.TrimSpace(v))
+	if err != nil || n == 0 || n > 1<<40 {
+		return def, o.Errorf(name, "%q, want a positive size such as 16MiB, 64KB or 1048576", v)
+	}
+	return int64(n), nil
+}
+
+// Bytes returns option name decoded with [ParseBytes]; ok is false when it is
+// absent or empty.
+func (o *Options) Bytes(name string) (b []byte, ok bool, err error) {
+	v, present := o.get(name)
+	if !present || v == "" {
+		return nil, false, nil
+	}
+	if b, err = ParseBytes(v); err != nil {
+		return nil, true, o.Errorf(name, "%v", err)
+	}
+	return b, true, nil
+}
+
+// ParseBytes decodes a byte value written hex:..., base64:... (padded or not,
+// standard or URL alphabet) or text:..., the form plugins use for keys and IVs.
+func ParseBytes(s string) ([]byte, error) {
+	kind, v, _ := strings.Cut(s, ":")
+	switch kind {
+	case "hex":
+		b, err := hex.DecodeString(v)
+		if err != nil {
+			return nil, fmt.Errorf("not hex: %v", err)
+		}
+		return b, nil
+	case "base64":
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if b, err := enc.DecodeString(v); err == nil {
+				return b, nil
+			}
+		}
+		return nil, errors.New("not base64")
+	case "text":
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("want hex:..., base64:... or text:... (got %q)", s)
 }
 
 func (o *Options) unused() error {

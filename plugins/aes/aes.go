@@ -27,8 +27,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -103,7 +101,7 @@ func New(o *plugins.Options) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := parseBytes(keySpec, true)
+	key, err := plugins.ParseBytes(keySpec)
 	if err != nil {
 		return nil, o.Errorf("key", "%v", err)
 	}
@@ -118,7 +116,7 @@ func New(o *plugins.Options) (any, error) {
 		if !strings.HasPrefix(iv, "hex:") && !strings.HasPrefix(iv, "base64:") {
 			return nil, o.Errorf("iv", "%q, want prefix, hex:... or base64:...", iv)
 		}
-		if c.iv, err = parseBytes(iv, false); err != nil {
+		if c.iv, err = plugins.ParseBytes(iv); err != nil {
 			return nil, o.Errorf("iv", "%v", err)
 		}
 		if len(c.iv) == 0 {
@@ -170,43 +168,11 @@ func New(o *plugins.Options) (any, error) {
 		if c.mode != GCM {
 			return nil, o.Errorf("aad", "only for mode=gcm")
 		}
-		if c.aad, err = parseBytes(aad, true); err != nil {
+		if c.aad, err = plugins.ParseBytes(aad); err != nil {
 			return nil, o.Errorf("aad", "%v", err)
 		}
 	}
 	return c, nil
-}
-
-// parseBytes decodes a byte value written hex:..., base64:... or, when text is
-// allowed, text:....
-func parseBytes(s string, text bool) ([]byte, error) {
-	kind, v, ok := strings.Cut(s, ":")
-	if ok {
-		switch kind {
-		case "hex":
-			b, err := hex.DecodeString(v)
-			if err != nil {
-				return nil, fmt.Errorf("not hex: %v", err)
-			}
-			return b, nil
-		case "base64":
-			// Padded or not, standard or URL alphabet.
-			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-				if b, err := enc.DecodeString(v); err == nil {
-					return b, nil
-				}
-			}
-			return nil, errors.New("not base64")
-		case "text":
-			if text {
-				return []byte(v), nil
-			}
-		}
-	}
-	if text {
-		return nil, errors.New("want hex:..., base64:... or text:...")
-	}
-	return nil, errors.New("want hex:... or base64:...")
 }
 
 // Name returns "aes".

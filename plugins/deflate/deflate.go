@@ -23,9 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
-
-	"github.com/dustin/go-humanize"
 
 	"github.com/wstap/wstap/plugins"
 )
@@ -61,12 +58,8 @@ func New(o *plugins.Options) (any, error) {
 	if c.zlib, err = o.Bool("zlib", false); err != nil {
 		return nil, err
 	}
-	if v := o.String("max", ""); v != "" {
-		n, err := humanize.ParseBytes(strings.TrimSpace(v))
-		if err != nil || n == 0 || n > 1<<40 {
-			return nil, o.Errorf("max", "%q, want a positive size such as 16MiB, 64KB or 1048576", v)
-		}
-		c.max = int64(n)
+	if c.max, err = o.Size("max", DefaultMax); err != nil {
+		return nil, err
 	}
 	if c.level, err = o.Int("level", flate.DefaultCompression); err != nil {
 		return nil, err

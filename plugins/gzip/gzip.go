@@ -16,9 +16,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"strings"
-
-	"github.com/dustin/go-humanize"
 
 	"github.com/wstap/wstap/plugins"
 )
@@ -47,15 +44,11 @@ type Codec struct {
 
 // New builds a gzip codec from its options.
 func New(o *plugins.Options) (any, error) {
-	c := &Codec{max: DefaultMax}
-	if v := o.String("max", ""); v != "" {
-		n, err := humanize.ParseBytes(strings.TrimSpace(v))
-		if err != nil || n == 0 || n > 1<<40 {
-			return nil, o.Errorf("max", "%q, want a positive size such as 16MiB, 64KB or 1048576", v)
-		}
-		c.max = int64(n)
-	}
+	c := &Codec{}
 	var err error
+	if c.max, err = o.Size("max", DefaultMax); err != nil {
+		return nil, err
+	}
 	if c.level, err = o.Int("level", gzip.DefaultCompression); err != nil {
 		return nil, err
 	}

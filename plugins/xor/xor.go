@@ -12,9 +12,6 @@ package xor
 
 import (
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
-	"strings"
 
 	"github.com/wstap/wstap/plugins"
 )
@@ -37,27 +34,13 @@ type Codec struct {
 
 // New builds an xor codec from its options.
 func New(o *plugins.Options) (any, error) {
-	spec, err := o.Required("key")
-	if err != nil {
+	key, ok, err := o.Bytes("key")
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	kind, v, _ := strings.Cut(spec, ":")
-	var key []byte
-	switch kind {
-	case "hex":
-		if key, err = hex.DecodeString(v); err != nil {
-			return nil, o.Errorf("key", "not hex: %v", err)
-		}
-	case "base64":
-		if key, err = base64.StdEncoding.DecodeString(v); err != nil {
-			return nil, o.Errorf("key", "not base64: %v", err)
-		}
-	case "text":
-		key = []byte(v)
-	default:
-		return nil, o.Errorf("key", "want hex:..., base64:... or text:...")
-	}
-	if len(key) == 0 {
+	case !ok:
+		return nil, o.Errorf("key", "required")
+	case len(key) == 0:
 		return nil, o.Errorf("key", "empty")
 	}
 	return &Codec{key: key}, nil
