@@ -38,6 +38,9 @@ type testProxy struct {
 	stop   func()
 }
 
+// noEventLog, as the sink of startProxyWithEventSink, turns the event log off.
+var noEventLog io.Writer = new(syncBuffer)
+
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -65,7 +68,9 @@ func startProxy(t testing.TB, cfg proxy.Config, chainPolicy plugins.ErrorPolicy,
 
 // startProxyWithEventSink is startProxy with the JSONL event log written to sink
 // instead of memory (Events then sees nothing), for tests whose traffic would make
-// the in-memory log the largest thing on the heap. A nil sink means memory.
+// the in-memory log the largest thing on the heap. A nil sink means memory;
+// noEventLog runs the proxy without the event log (only cfg.Observer sees events),
+// for tests where formatting gigabytes of payload would dominate the run time.
 func startProxyWithEventSink(t testing.TB, cfg proxy.Config, sink io.Writer, chainPolicy plugins.ErrorPolicy, chain ...any) *testProxy {
 	t.Helper()
 	ca, err := certs.Create(t.TempDir())
@@ -80,9 +85,12 @@ func startProxyWithEventSink(t testing.TB, cfg proxy.Config, sink io.Writer, cha
 	tp.jsonl = eventlog.NewJSONL(sink)
 	logger := slog.New(slog.NewTextHandler(tp.Logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.CA, cfg.Logger = ca, logger
-	if cfg.Observer == nil {
+	switch {
+	case sink == noEventLog:
+		// Only cfg.Observer, if any, sees the events.
+	case cfg.Observer == nil:
 		cfg.Observer = tp.jsonl
-	} else {
+	default:
 		cfg.Observer = plugins.Observers{tp.jsonl, cfg.Observer}
 	}
 	if cfg.Chain == nil && len(chain) > 0 {
