@@ -27,6 +27,7 @@ func init() {
 		"New":            reflect.ValueOf(plugins.New),
 		"NewChain":       reflect.ValueOf(plugins.NewChain),
 		"NewOptions":     reflect.ValueOf(plugins.NewOptions),
+		"ParseBytes":     reflect.ValueOf(plugins.ParseBytes),
 		"ParseSpec":      reflect.ValueOf(plugins.ParseSpec),
 		"Pass":           reflect.ValueOf(plugins.Pass),
 		"Proxy":          reflect.ValueOf(plugins.Proxy),
