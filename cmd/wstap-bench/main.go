@@ -4,10 +4,14 @@
 // Usage (from inside the wstap module, which it builds):
 //
 //	go run ./cmd/wstap-bench [-rounds 7] [-n64 300000] [-n64k 6000] [-rtts 2000]
-//	                         [-duration 1s] [-conns 1000] [-json]
+//	                         [-duration 1s] [-conns 1000] [-sections core,chains]
+//	                         [-chains empty,compiled,yaegi,exec] [-json]
 //
-// A full run with the defaults takes about two to three minutes on two cores; for a
-// quick look, -rounds 1 -conns 100. -targets and -schemes pick what to measure.
+// It has two sections, run in this order: core (below) and chains (the hook chains,
+// at the end). A full run with the defaults takes about three to four minutes on two
+// cores, the chains section less than one of them; for a quick look, -rounds 1 -conns
+// 100. -sections picks the sections, -targets and -schemes what core measures, and
+// -chains which chains the chains section measures.
 //
 // Everything runs on 127.0.0.1. A gorilla/websocket echo server (ws, and wss with a
 // self-signed certificate) runs in the bench process, and so does the gorilla client.
@@ -61,6 +65,35 @@
 // The client sends 64 KiB messages as single frames (a 64 KiB gorilla write buffer),
 // as browsers do; the echo server answers each message with one frame.
 //
+// # Chains
+//
+// The chains section measures what hooks cost: pipelined 1 KiB text messages (up to
+// -nchain per run, at most -window-chain in flight, -duration at most), each
+// base64(nonce(12) || AES-256-GCM(740 B of chat JSON) || tag(16)) under a fixed key,
+// about half of them containing the word "secret". The client encrypts 1024 distinct
+// messages before measuring and cycles through them. It goes through the ws echo
+// server and one wstap process per chain, all started at once:
+//
+//   - empty: no --hook, the baseline of the ratios;
+//   - compiled: the built-in plugins, --hook base64 --hook aes:mode=gcm,key=hex:KEY
+//     --hook replace:match=secret,with=public;
+//   - yaegi: the same work in one Go source file interpreted by yaegi, hooks/chain.go
+//     (a base64+AES-GCM codec and a replace hook, both in the file);
+//   - exec: a Python codec doing base64+AES-GCM, hooks/chain.py run as an exec hook
+//     with -python (it needs the cryptography module; without it exec is left out
+//     with a note), followed by the built-in replace.
+//
+// Each chain decodes every message both ways and rewrites "secret" to "public" in
+// those going to the server, encrypting them again with a fresh nonce; the echoes of
+// the others come back unchanged. The client decrypts every echo and fails the run
+// unless each that contained the word came back rewritten (and correctly) and every
+// other came back byte for byte; the report counts them. The chains alternate as in
+// core, one run each per round, and the figures are medians over -rounds. "cpu" is
+// wstap's CPU time plus that of the processes it started (the Python hook), over the
+// wall time. The check: the compiled chain gets at least 0.50x the empty chain's
+// messages/s; and no chain's wstap logged a warning or an error (a codec that could
+// not decode, a failing hook).
+//
 // Figures from a shared or busy machine are noisy: compare runs made back to back, and
 // look at the per-round values in -json output when the medians surprise.
 package main
@@ -106,6 +139,12 @@ type config struct {
 	Targets   string        `json:"-"`
 	Schemes   string        `json:"-"`
 	JSON      bool          `json:"-"`
+	// The chains section.
+	Sections    string `json:"-"`
+	Chains      string `json:"-"`
+	NChain      int    `json:"nchain"`
+	WindowChain int    `json:"window_chain"`
+	Python      string `json:"-"`
 }
 
 func main() {
@@ -127,12 +166,18 @@ func main() {
 	flag.StringVar(&c.Targets, "targets", "direct,tunnel,wstap,mitmdump", "targets to measure (comma-separated)")
 	flag.StringVar(&c.Schemes, "schemes", "ws,wss", "schemes to measure (comma-separated)")
 	flag.BoolVar(&c.JSON, "json", false, "print the results as JSON instead of tables")
+	flag.StringVar(&c.Sections, "sections", "core,chains", "sections to run (comma-separated): core (direct, tunnel, wstap, mitmdump; memory), chains (hook chains through wstap)")
+	flag.StringVar(&c.Chains, "chains", strings.Join(chainKinds, ","), "hook chains to measure in the chains section (comma-separated; empty is always measured)")
+	flag.IntVar(&c.NChain, "nchain", 300000, "most 1 KiB messages per pipelined run in the chains section")
+	flag.IntVar(&c.WindowChain, "window-chain", 256, "most 1 KiB messages in flight in the chains section")
+	flag.StringVar(&c.Python, "python", "/usr/bin/python3", "python for the chains section's exec hook (needs the cryptography module)")
 	flag.BoolVar(&tunnelChild, "internal-tunnel", false, "internal: run as the raw CONNECT tunnel")
 	flag.Parse()
 	if tunnelChild {
 		os.Exit(serveTunnel())
 	}
-	if c.Rounds < 1 || c.N64 < 1 || c.N64K < 1 || c.RTTs < 1 || c.Window64 < 1 || c.Window64K < 1 || c.Parallel < 1 {
+	if c.Rounds < 1 || c.N64 < 1 || c.N64K < 1 || c.RTTs < 1 || c.Window64 < 1 || c.Window64K < 1 || c.Parallel < 1 ||
+		c.NChain < 1 || c.WindowChain < 1 {
 		fmt.Fprintln(os.Stderr, "wstap-bench: counts must be positive")
 		os.Exit(2)
 	}
@@ -167,6 +212,8 @@ type bench struct {
 	notes    []string
 	stats    map[string]*series
 	rss      []rssResult
+	core     bool        // the core section ran
+	chains   *chainBench // the chains section, when it ran
 }
 
 // series holds one target's per-round values.
@@ -221,7 +268,14 @@ func (b *bench) progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "wstap-bench: "+format+"\n", args...)
 }
 
+func want(list, name string) bool { return slices.Contains(strings.Split(list, ","), name) }
+
 func (b *bench) run() error {
+	for s := range strings.SplitSeq(b.cfg.Sections, ",") {
+		if s != "core" && s != "chains" {
+			return fmt.Errorf("-sections: unknown section %q (want core, chains or both)", s)
+		}
+	}
 	var err error
 	if b.tmp, err = os.MkdirTemp("", "wstap-bench-"); err != nil {
 		return err
@@ -229,25 +283,68 @@ func (b *bench) run() error {
 	if b.echo, err = startEcho(); err != nil {
 		return err
 	}
-	want := func(list, name string) bool { return slices.Contains(strings.Split(list, ","), name) }
+	if want(b.cfg.Sections, "core") {
+		b.core = true
+		if err := b.runCore(); err != nil {
+			return err
+		}
+	}
+	if want(b.cfg.Sections, "chains") {
+		if err := b.ensureWstap(); err != nil {
+			return err
+		}
+		if err := b.runChains(); err != nil {
+			return err
+		}
+	}
+	if b.cfg.JSON {
+		return b.printJSON(os.Stdout)
+	}
+	if b.core {
+		b.print(os.Stdout)
+	}
+	if b.chains != nil {
+		if b.core {
+			fmt.Println()
+		}
+		b.printChains(os.Stdout)
+	}
+	return nil
+}
+
+// ensureWstap builds wstap (unless -wstap names it) and makes its CA, once.
+func (b *bench) ensureWstap() error {
+	if b.wstapBin != "" {
+		return nil
+	}
+	var err error
+	b.wstapBin = b.cfg.Wstap
+	if b.wstapBin == "" {
+		b.progress("building ./cmd/wstap")
+		if b.wstapBin, err = buildWstap(b.tmp); err != nil {
+			return err
+		}
+	}
+	b.caDir = filepath.Join(b.tmp, "ca")
+	ca, err := certs.Create(b.caDir)
+	if err != nil {
+		return err
+	}
+	b.caPool = x509.NewCertPool()
+	b.caPool.AddCert(ca.Cert)
+	return nil
+}
+
+// runCore measures direct, the tunnel, wstap and mitmdump, and wstap's memory.
+func (b *bench) runCore() error {
+	var err error
 	if !want(b.cfg.Targets, "direct") {
 		b.cfg.Targets += ",direct" // the baseline of every ratio
 	}
 	if want(b.cfg.Targets, "wstap") || b.cfg.Conns > 0 {
-		b.wstapBin = b.cfg.Wstap
-		if b.wstapBin == "" {
-			b.progress("building ./cmd/wstap")
-			if b.wstapBin, err = buildWstap(b.tmp); err != nil {
-				return err
-			}
-		}
-		b.caDir = filepath.Join(b.tmp, "ca")
-		ca, err := certs.Create(b.caDir)
-		if err != nil {
+		if err := b.ensureWstap(); err != nil {
 			return err
 		}
-		b.caPool = x509.NewCertPool()
-		b.caPool.AddCert(ca.Cert)
 	}
 	echoURL := map[string]string{
 		"ws":  "ws" + strings.TrimPrefix(b.echo.ws.URL, "http") + "/",
@@ -377,10 +474,6 @@ func (b *bench) run() error {
 			return err
 		}
 	}
-	if b.cfg.JSON {
-		return b.printJSON(os.Stdout)
-	}
-	b.print(os.Stdout)
 	return nil
 }
 
@@ -674,23 +767,27 @@ func (b *bench) print(out io.Writer) {
 }
 
 func (b *bench) printJSON(out io.Writer) error {
-	sums := b.summaries()
-	series := map[string]*series{}
-	for _, t := range b.targets {
-		series[t.Name] = b.stats[t.Name]
+	doc := map[string]any{"config": b.cfg}
+	if b.core {
+		sums := b.summaries()
+		series := map[string]*series{}
+		for _, t := range b.targets {
+			series[t.Name] = b.stats[t.Name]
+		}
+		doc["header"] = b.header()
+		doc["medians"] = sums
+		doc["rounds"] = series
+		doc["ratios"] = b.ratios(sums)
+		doc["memory"] = b.rss
+		doc["checks"] = b.checks(sums)
+		doc["notes"] = b.notes
+	}
+	if b.chains != nil {
+		doc["chains"] = b.chainsJSON()
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{
-		"header":  b.header(),
-		"config":  b.cfg,
-		"medians": sums,
-		"rounds":  series,
-		"ratios":  b.ratios(sums),
-		"memory":  b.rss,
-		"checks":  b.checks(sums),
-		"notes":   b.notes,
-	})
+	return enc.Encode(doc)
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

@@ -10,9 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -24,6 +26,8 @@ type child struct {
 	cmd  *exec.Cmd
 	addr string
 	log  *tail
+	bad  *tail // the lines logged at level WARN or ERROR (the last 20)
+	nbad atomic.Int64
 	done chan struct{}
 }
 
@@ -54,7 +58,7 @@ var listeningRE = regexp.MustCompile(`listening on (\S+)`)
 // prints "listening on ADDR" on stderr; otherwise until addr accepts connections
 // and every file in waitFiles exists.
 func startChild(name string, cmd *exec.Cmd, addr string, waitFiles ...string) (*child, error) {
-	c := &child{name: name, cmd: cmd, log: &tail{}, done: make(chan struct{})}
+	c := &child{name: name, cmd: cmd, log: &tail{}, bad: &tail{}, done: make(chan struct{})}
 	dieWithParent(cmd)
 	cmd.Stdout = logWriter{c.log}
 	stderr, err := cmd.StderrPipe()
@@ -71,6 +75,10 @@ func startChild(name string, cmd *exec.Cmd, addr string, waitFiles ...string) (*
 		for sc.Scan() {
 			line := sc.Text()
 			c.log.add(line)
+			if strings.Contains(line, " level=WARN ") || strings.Contains(line, " level=ERROR ") {
+				c.bad.add(line)
+				c.nbad.Add(1)
+			}
 			if m := listeningRE.FindStringSubmatch(line); m != nil {
 				select {
 				case addrc <- m[1]:
@@ -163,7 +171,12 @@ func (c *child) cpuTime() time.Duration {
 	if c == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	return pidCPU(c.cmd.Process.Pid)
+}
+
+// pidCPU returns the user+system CPU time process pid has used so far (0 if gone).
+func pidCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -179,6 +192,47 @@ func (c *child) cpuTime() time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// problems returns the lines the child logged at level WARN or ERROR (the last 20,
+// after a count when there were more).
+func (c *child) problems() []string {
+	n := c.nbad.Load()
+	if n == 0 {
+		return nil
+	}
+	c.bad.mu.Lock()
+	defer c.bad.mu.Unlock()
+	lines := slices.Clone(c.bad.lines)
+	if int(n) > len(lines) {
+		lines = append([]string{fmt.Sprintf("(%d lines, the last %d follow)", n, len(lines))}, lines...)
+	}
+	return lines
+}
+
+// treeCPU returns the user+system CPU time used so far by the child and the
+// processes it started (such as exec hooks), living ones only.
+func (c *child) treeCPU() time.Duration {
+	if c == nil {
+		return 0
+	}
+	var sum time.Duration
+	todo := []int{c.cmd.Process.Pid}
+	for len(todo) > 0 && len(todo) < 1000 {
+		pid := todo[0]
+		todo = todo[1:]
+		sum += pidCPU(pid)
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, t := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+			for f := range strings.FieldsSeq(string(b)) {
+				if k, err := strconv.Atoi(f); err == nil {
+					todo = append(todo, k)
+				}
+			}
+		}
+	}
+	return sum
 }
 
 // syscalls returns how many read and write system calls the child has made so far
@@ -245,9 +299,16 @@ func buildWstap(dir string) (string, error) {
 
 // startWstap runs wstap with an empty chain and the CA in caDir.
 func startWstap(bin, caDir string) (*child, error) {
-	cmd := exec.Command(bin, "proxy", "--listen", "127.0.0.1:0", "--quiet", "--upstream-insecure")
-	cmd.Env = append(os.Environ(), "WSTAP_CA_DIR="+caDir)
-	return startChild("wstap", cmd, "")
+	return startWstapWith("wstap", bin, caDir, nil)
+}
+
+// startWstapWith runs wstap with the CA in caDir, env added to the environment and
+// extra arguments (--hook ...).
+func startWstapWith(name, bin, caDir string, env []string, extra ...string) (*child, error) {
+	args := append([]string{"proxy", "--listen", "127.0.0.1:0", "--quiet", "--upstream-insecure"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(append(os.Environ(), "WSTAP_CA_DIR="+caDir), env...)
+	return startChild(name, cmd, "")
 }
 
 // startTunnel runs this program again as the raw CONNECT tunnel.
