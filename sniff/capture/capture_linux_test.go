@@ -1,0 +1,486 @@
+//go:build linux
+
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"go.uber.org/goleak"
+)
+
+// helperEnv selects a helper mode of the test binary, used when it is
+// re-run as an unprivileged user.
+const helperEnv = "WSTAP_CAPTURE_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "open-lo" {
+		_, err := Open(context.Background(), "lo", "tcp port 80", 0)
+		fmt.Printf("ERR: %v\n", err)
+		fmt.Printf("IS_PERMISSION: %v\n", errors.Is(err, ErrPermission))
+		fmt.Printf("IS_FS_PERMISSION: %v\n", errors.Is(err, fs.ErrPermission))
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// requireLive skips a test that needs to capture unless running as root;
+// in CI (CI set), it fails instead.
+func requireLive(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("live capture tests need root (CAP_NET_RAW), and CI is set")
+	}
+	t.Skip("live capture tests need root (CAP_NET_RAW)")
+}
+
+// tally counts what a capture saw of the test's TCP traffic.
+type tally struct {
+	mu        sync.Mutex
+	watch     map[uint16]bool // server ports of interest
+	payload   map[uint16]int  // client-to-server payload bytes, by server port
+	frames    map[uint16]int  // frames to or from a watched port
+	others    []string        // frames not to or from a watched port
+	truncated int             // frames with CaptureLength < Length
+	maxFrame  int
+}
+
+func newTally(ports ...uint16) *tally {
+	tl := &tally{watch: map[uint16]bool{}, payload: map[uint16]int{}, frames: map[uint16]int{}}
+	for _, p := range ports {
+		tl.watch[p] = true
+	}
+	return tl
+}
+
+func (tl *tally) add(data []byte, ci gopacket.CaptureInfo) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if ci.CaptureLength < ci.Length {
+		tl.truncated++
+	}
+	tl.maxFrame = max(tl.maxFrame, ci.Length)
+	pkt := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.NoCopy)
+	tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if tcp == nil {
+		tl.others = append(tl.others, pkt.String())
+		return
+	}
+	src, dst := uint16(tcp.SrcPort), uint16(tcp.DstPort)
+	switch {
+	case tl.watch[dst]:
+		tl.frames[dst]++
+		tl.payload[dst] += len(tcp.Payload)
+	case tl.watch[src]:
+		tl.frames[src]++
+	default:
+		tl.others = append(tl.others, fmt.Sprintf("TCP %d -> %d", src, dst))
+	}
+}
+
+func (tl *tally) bytesTo(port uint16) int {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return tl.payload[port]
+}
+
+// server accepts connections and discards what they send.
+type server struct {
+	ln   net.Listener
+	port uint16
+	wg   sync.WaitGroup
+}
+
+func newServer(t *testing.T, network, addr string) *server {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.wg.Wait()
+	})
+	return s
+}
+
+// send writes n bytes to the server in 64 KiB writes, which loopback
+// turns into GSO frames of up to 64 KiB, and closes the connection.
+func (s *server) send(t *testing.T, n int, fill byte) {
+	t.Helper()
+	c, err := net.Dial(s.ln.Addr().Network(), s.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := bytes.Repeat([]byte{fill}, 64<<10)
+	for n > 0 {
+		k := min(n, len(buf))
+		if _, err := c.Write(buf[:k]); err != nil {
+			t.Fatal(err)
+		}
+		n -= k
+	}
+}
+
+// capture opens lo with filter, runs traffic, waits until done(tally)
+// reports true (or 10 s pass), lingers to catch late duplicates or leaks,
+// then closes and returns the tally and the handle's stats.
+func capture(t *testing.T, filter string, watch []uint16, traffic func(), done func(*tally) bool) (*tally, Stats) {
+	t.Helper()
+	h, err := Open(context.Background(), "lo", filter, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if h.LinkType() != layers.LinkTypeEthernet {
+		t.Fatalf("LinkType = %v", h.LinkType())
+	}
+	tl := newTally(watch...)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			data, ci, err := h.ReadPacket()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			tl.add(data, ci)
+		}
+	}()
+	traffic()
+	deadline := time.Now().Add(10 * time.Second)
+	for !done(tl) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := h.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-readErr; err != io.EOF {
+		t.Fatalf("ReadPacket after Close: %v, want io.EOF", err)
+	}
+	st, err := h.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tl, st
+}
+
+// TestLiveLoopbackFilter captures TCP traffic to two loopback ports: with
+// "tcp port A" only A's frames arrive, and without a filter both do; in
+// both cases every payload byte sent is seen exactly once (loopback's
+// outgoing copies are dropped) and no frame is truncated.
+func TestLiveLoopbackFilter(t *testing.T) {
+	requireLive(t)
+	const sent = 300 << 10
+	a := newServer(t, "tcp4", "127.0.0.1:0")
+	b := newServer(t, "tcp4", "127.0.0.1:0")
+	traffic := func() {
+		a.send(t, sent, 'A')
+		b.send(t, sent, 'B')
+	}
+
+	t.Run("filtered", func(t *testing.T) {
+		filter := fmt.Sprintf("tcp port %d", a.port)
+		tl, st := capture(t, filter, []uint16{a.port, b.port}, traffic, func(tl *tally) bool {
+			return tl.bytesTo(a.port) >= sent
+		})
+		if got := tl.payload[a.port]; got != sent {
+			t.Errorf("%q: saw %d payload bytes to port %d, sent %d", filter, got, a.port, sent)
+		}
+		if tl.frames[b.port] != 0 {
+			t.Errorf("%q: %d frames of port %d passed the filter", filter, tl.frames[b.port], b.port)
+		}
+		if len(tl.others) > 0 {
+			t.Errorf("%q: %d frames not of port %d passed the filter, first: %s", filter, len(tl.others), a.port, tl.others[0])
+		}
+		if tl.truncated > 0 {
+			t.Errorf("%d frames truncated (largest %d bytes)", tl.truncated, tl.maxFrame)
+		}
+		if want := uint64(tl.frames[a.port]); st.Received != want || st.Dropped != 0 {
+			t.Errorf("Stats = %+v, want %d received, 0 dropped", st, want)
+		}
+		t.Logf("%q: %d frames, %d payload bytes, largest frame %d bytes, stats %+v", filter, tl.frames[a.port], tl.payload[a.port], tl.maxFrame, st)
+	})
+
+	t.Run("unfiltered", func(t *testing.T) {
+		tl, st := capture(t, "", []uint16{a.port, b.port}, traffic, func(tl *tally) bool {
+			return tl.bytesTo(a.port) >= sent && tl.bytesTo(b.port) >= sent
+		})
+		for _, p := range []uint16{a.port, b.port} {
+			if got := tl.payload[p]; got != sent {
+				t.Errorf("saw %d payload bytes to port %d, sent %d", got, p, sent)
+			}
+		}
+		if tl.truncated > 0 {
+			t.Errorf("%d frames truncated (largest %d bytes)", tl.truncated, tl.maxFrame)
+		}
+		if st.Received < uint64(tl.frames[a.port]+tl.frames[b.port]) {
+			t.Errorf("Stats = %+v, fewer than the %d frames read", st, tl.frames[a.port]+tl.frames[b.port])
+		}
+		t.Logf("no filter: %d+%d frames, largest frame %d bytes, %d other frames, stats %+v", tl.frames[a.port], tl.frames[b.port], tl.maxFrame, len(tl.others), st)
+	})
+
+	t.Run("ipv6", func(t *testing.T) {
+		ln, err := net.Listen("tcp6", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		ln.Close()
+		c := newServer(t, "tcp6", "[::1]:0")
+		filter := fmt.Sprintf("ip6 and tcp dst port %d", c.port)
+		tl, _ := capture(t, filter, []uint16{a.port, b.port, c.port}, func() {
+			c.send(t, sent, 'C')
+			a.send(t, sent, 'A')
+		}, func(tl *tally) bool { return tl.bytesTo(c.port) >= sent })
+		if got := tl.payload[c.port]; got != sent {
+			t.Errorf("%q: saw %d payload bytes to port %d, sent %d", filter, got, c.port, sent)
+		}
+		if tl.frames[a.port]+tl.frames[b.port] != 0 || len(tl.others) != 0 {
+			t.Errorf("%q: other frames passed: port %d: %d, others: %d", filter, a.port, tl.frames[a.port], len(tl.others))
+		}
+	})
+}
+
+// TestLiveCloseUnblocks checks that Close, or cancelling the context, wakes
+// a ReadPacket blocked on a filter that matches nothing, which then
+// returns io.EOF, and that no goroutine is left behind.
+func TestLiveCloseUnblocks(t *testing.T) {
+	requireLive(t)
+	for _, how := range []string{"Close", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			h, err := Open(ctx, "lo", "ip and ip6", 0) // never true
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := h.ReadPacket()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				t.Fatalf("ReadPacket returned early: %v", err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			start := time.Now()
+			if how == "Close" {
+				if err := h.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				cancel()
+			}
+			select {
+			case err := <-done:
+				if err != io.EOF {
+					t.Fatalf("ReadPacket = %v, want io.EOF", err)
+				}
+				t.Logf("ReadPacket returned %v after %v", err, time.Since(start))
+			case <-time.After(time.Second):
+				t.Fatal("ReadPacket still blocked 1 s after " + how)
+			}
+			if _, _, err := h.ReadPacket(); err != io.EOF {
+				t.Fatalf("ReadPacket after %s = %v, want io.EOF", how, err)
+			}
+			if err := h.Close(); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+		})
+	}
+}
+
+// TestLivePermission re-runs the test binary as nobody (uid 65534, no
+// capabilities) from a directory outside /root, and checks that Open's
+// error names CAP_NET_RAW and matches ErrPermission.
+func TestLivePermission(t *testing.T) {
+	requireLive(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("setpriv (util-linux) not found")
+		}
+		t.Skip("setpriv (util-linux) not found")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary lives in a private go-build directory: copy it where
+	// nobody can run it.
+	dir, err := os.MkdirTemp("/tmp", "wstap-capture-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "capture.test")
+	src, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), helperEnv+"=open-lo")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	s := string(out)
+	t.Logf("unprivileged Open: %s", strings.TrimSpace(s))
+	for _, want := range []string{"CAP_NET_RAW", "setcap cap_net_raw+ep", "IS_PERMISSION: true", "IS_FS_PERMISSION: true"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("unprivileged Open's output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// TestOpenErrors needs no privilege: the interface and the filter are
+// checked before the socket is opened.
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := Open(ctx, "nosuchif0", "", 0); err == nil || !strings.Contains(err.Error(), "nosuchif0") {
+		t.Errorf("Open(nosuchif0) = %v", err)
+	}
+	if _, err := Open(ctx, "lo", "port banana", 0); err == nil || !strings.Contains(err.Error(), "capture filter") {
+		t.Errorf("Open with a bad filter = %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := Open(cancelled, "lo", "", 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("Open with a cancelled context = %v", err)
+	}
+}
+
+// TestReceiveBuffer checks that Open enlarged the socket's receive buffer,
+// which it reaches inside pcapgo.EthernetHandle by reflection: a gopacket
+// release that changes that handle fails here.
+func TestReceiveBuffer(t *testing.T) {
+	requireLive(t)
+	h, err := Open(context.Background(), "lo", "ip and ip6", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if handleFile(h.eh) == nil {
+		t.Fatal("cannot reach the socket inside pcapgo.EthernetHandle")
+	}
+	want := 2 * SocketBuffer // the kernel reports twice what was set
+	if b, err := os.ReadFile("/proc/sys/net/core/rmem_max"); err == nil {
+		var rmemMax int
+		if _, err := fmt.Sscan(string(b), &rmemMax); err == nil {
+			want = min(want, 2*rmemMax) // without CAP_NET_ADMIN
+		}
+	}
+	if h.bufSize < want {
+		t.Fatalf("receive buffer = %d bytes, want >= %d", h.bufSize, want)
+	}
+	t.Logf("receive buffer %d bytes", h.bufSize)
+}
+
+// TestLiveNoFrameBeforeFilter opens captures while loopback is busy with
+// other traffic: the frames the socket queued before its filter was
+// attached must not be read (Open discards them).
+func TestLiveNoFrameBeforeFilter(t *testing.T) {
+	requireLive(t)
+	a := newServer(t, "tcp4", "127.0.0.1:0")
+	b := newServer(t, "tcp4", "127.0.0.1:0")
+
+	// Background traffic to b, bounded in time.
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		c, err := net.Dial("tcp", b.ln.Addr().String())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 16<<10)
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := c.Write(buf); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	defer func() {
+		close(stop)
+		bg.Wait()
+	}()
+
+	for i := 0; i < 20; i++ {
+		h, err := Open(context.Background(), "lo", fmt.Sprintf("tcp port %d", a.port), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.send(t, 10, 'A')
+		// Read until the 10 bytes to a have been seen: every frame must be a's.
+		tl := newTally(a.port, b.port)
+		for tl.bytesTo(a.port) < 10 {
+			data, ci, err := h.ReadPacket()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tl.add(data, ci)
+			if tl.frames[b.port] > 0 || len(tl.others) > 0 {
+				t.Fatalf("open %d: a frame not of port %d was read (port %d: %d frames, others: %v)", i, a.port, b.port, tl.frames[b.port], tl.others)
+			}
+		}
+		h.Close()
+	}
+}
