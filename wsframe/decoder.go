@@ -146,7 +146,9 @@ func (d *Decoder) Feed(p []byte, emit func(*Message)) error {
 		m, err := d.a.End()
 		if err != nil {
 			note(err)
-			d.startResync()
+			if !payloadError(err) {
+				d.startResync()
+			}
 			continue
 		}
 		if m != nil {
@@ -199,6 +201,15 @@ func (d *Decoder) header(p []byte) (int, error) {
 		return n, err
 	}
 	return n, nil
+}
+
+// payloadError reports errors about a message's content (its inflated size, its
+// deflate data, its UTF-8) rather than its framing: the frame boundaries are still
+// right, so the stream goes on without resynchronising.
+func payloadError(err error) bool {
+	return errors.Is(err, ErrBadDeflate) || errors.Is(err, ErrInflateTooBig) ||
+		errors.Is(err, ErrInvalidUTF8) || errors.Is(err, ErrInvalidCloseUTF8) ||
+		errors.Is(err, ErrCloseCode) || errors.Is(err, ErrClosePayload)
 }
 
 func (d *Decoder) startResync() {

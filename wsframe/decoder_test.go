@@ -172,3 +172,18 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+// TestDecoderPayloadErrorKeepsFraming: a message whose deflate data is corrupt is
+// reported, and the next message decodes without a resynchronisation.
+func TestDecoderPayloadErrorKeepsFraming(t *testing.T) {
+	stream := cat(frame(true, wsframe.RSV1, wsframe.OpBinary, false, "\xff\xff\xff"), frame(true, 0, wsframe.OpText, false, "next"))
+	d := wsframe.NewDecoder(wsframe.Rules{Sender: wsframe.Server, Lenient: true, Extensions: wsframe.RSV1},
+		wsframe.NewAssembler(wsframe.AssemblerConfig{Lenient: true, Inflater: wsframe.NewInflater(wsframe.Compression{})}))
+	got, errs := decodeAll(t, d, stream, func() int { return 5 })
+	if len(errs) != 1 || !errors.Is(errs[0], wsframe.ErrBadDeflate) {
+		t.Fatalf("errors %v, want one ErrBadDeflate", errs)
+	}
+	if len(got) != 1 || got[0] != "text:next" {
+		t.Fatalf("messages %q, want the next message", got)
+	}
+}
