@@ -29,10 +29,12 @@ import (
 // -ldflags "-X github.com/wstap/wstap/cmd.Version=v1.2.3".
 var Version = "devel"
 
-const usage = `wstap: a WebSocket-first intercepting proxy.
+const usage = `wstap: a WebSocket-first intercepting proxy and passive sniffer.
 
 Usage:
   wstap [proxy] [flags]   run the proxy (the default; wstap proxy --help for flags)
+  wstap sniff (-r FILE.pcap[ng] | -i IFACE) [--filter EXPR] [--ws-port N]... [--hook SPEC]... [--log FILE|-]
+                          show the WebSocket messages in captured traffic (wstap sniff --help)
   wstap ca export [--der] [--out FILE]
                           print wstap's CA certificate, to trust it in a browser
   wstap ca path           print where the CA certificate is
@@ -67,6 +69,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "proxy":
 		return runProxy(ctx, rest, stdout, stderr)
+	case "sniff":
+		return runSniff(ctx, rest, stdout, stderr)
 	case "ca":
 		return runCA(rest, stdout, stderr)
 	case "plugins":

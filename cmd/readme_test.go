@@ -81,8 +81,19 @@ func TestReadmeCommands(t *testing.T) {
 				continue
 			}
 			args = args[3:]
+			if len(args) > 1 && args[0] == "sniff" && args[1] == "-r" {
+				// A capture shipped in the repository: read it for real (README paths
+				// are relative to the repository root; tests run in cmd/).
+				args[2] = filepath.Join("..", args[2])
+				var stderr bytes.Buffer
+				if code := Run(context.Background(), append(args, "--log", filepath.Join(t.TempDir(), "events.jsonl")), &bytes.Buffer{}, &stderr); code != 0 {
+					t.Errorf("README command %q exits %d:\n%s", line, code, stderr.String())
+				}
+				ran++
+				continue
+			}
 			if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-				continue // ca export and friends: covered by the CLI tests
+				continue // ca export, live sniffing: covered by the CLI and capture tests
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
@@ -93,7 +104,7 @@ func TestReadmeCommands(t *testing.T) {
 			ran++
 		}
 	}
-	if ran < 3 {
+	if ran < 5 {
 		t.Fatalf("found only %d README proxy commands", ran)
 	}
 }

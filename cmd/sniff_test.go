@@ -1,0 +1,401 @@
+package cmd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/gorilla/websocket"
+
+	"github.com/wstap/wstap/sniff"
+	"github.com/wstap/wstap/sniff/capture"
+)
+
+const plainCapture = "../sniff/testdata/ws-plain.pcap"
+
+// sniffCmd runs wstap with args, bounded in time.
+func sniffCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var o, e bytes.Buffer
+	code = Run(ctx, args, &o, &e)
+	if ctx.Err() != nil {
+		t.Errorf("wstap %q still running after 20 s", args)
+	}
+	return code, o.String(), e.String()
+}
+
+// jsonLines decodes a JSONL log.
+func jsonLines(t *testing.T, data string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(data))
+	sc.Buffer(nil, 4<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not JSON: %v\n%.200s", err, sc.Text())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestSniffLog(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "events.jsonl")
+	code, stdout, stderr := sniffCmd(t, "sniff", "-r", plainCapture, "--log", logPath)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout: %q", stdout)
+	}
+	if !strings.Contains(stderr, "wstap sniff: 85 packets, 1 connection, 36 messages (1.1 MB), 0 gaps, 0 errors") {
+		t.Errorf("no summary line in stderr:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "after-ping") {
+		t.Errorf("with --log FILE the terminal shows only the summary:\n%s", stderr)
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := jsonLines(t, string(data))
+	if len(lines) != 38 {
+		t.Fatalf("%d events, want open + 36 messages + close", len(lines))
+	}
+	open := lines[0]
+	for k, v := range map[string]any{"event": "open", "conn": "c1", "url": "ws://127.0.0.1:9101/chat", "server": "127.0.0.1:9101",
+		"subprotocol": "", "extensions": "", "mode": "sniff"} {
+		if open[k] != v {
+			t.Errorf("open %s = %v, want %v", k, open[k], v)
+		}
+	}
+	if c, _ := open["client"].(string); !strings.HasPrefix(c, "127.0.0.1:") {
+		t.Errorf("open client %v", open["client"])
+	}
+	seqs := map[string]float64{}
+	for i, m := range lines[1:37] {
+		if m["event"] != "message" || m["conn"] != "c1" {
+			t.Fatalf("line %d: %v", i+1, m)
+		}
+		dir := m["dir"].(string)
+		if m["seq"] != seqs[dir] {
+			t.Errorf("line %d: seq %v, want %v", i+1, m["seq"], seqs[dir])
+		}
+		seqs[dir]++
+		p := m["payload"].(string)
+		if m["encoding"] == "base64" {
+			b, err := base64.StdEncoding.DecodeString(p)
+			if err != nil {
+				t.Fatalf("line %d: %v", i+1, err)
+			}
+			p = string(b)
+		}
+		if float64(len(p)) != m["len"] {
+			t.Errorf("line %d: payload of %d bytes, len %v", i+1, len(p), m["len"])
+		}
+		if m["compressed"] != false || m["modified"] != false || m["dropped"] != false || m["injected"] != false {
+			t.Errorf("line %d: flags %v", i+1, m)
+		}
+		if m["opcode"] == "text" && m["encoding"] != "text" {
+			t.Errorf("line %d: a valid text message as %v", i+1, m["encoding"])
+		}
+	}
+	byText := map[string]map[string]any{}
+	for _, m := range lines[1:37] {
+		if m["encoding"] == "text" {
+			byText[m["dir"].(string)+" "+m["opcode"].(string)+" "+m["payload"].(string)] = m
+		}
+	}
+	for _, k := range []string{"c2s text after-ping", "s2c text after-ping", "c2s ping ping-42", "s2c pong ping-42"} {
+		if byText[k] == nil {
+			t.Errorf("no message %q", k)
+		}
+	}
+	closeEv := lines[37]
+	if closeEv["event"] != "close" || closeEv["code"] != 4001.0 || closeEv["reason"] != "bye" || closeEv["by"] != "client" {
+		t.Errorf("close event %v", closeEv)
+	}
+}
+
+func TestSniffTerminalAndStdoutLog(t *testing.T) {
+	code, stdout, stderr := sniffCmd(t, "sniff", "-r", plainCapture, "--log", "-", "--view")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if n := len(jsonLines(t, stdout)); n != 38 {
+		t.Errorf("%d events on stdout, want 38", n)
+	}
+	for _, want := range []string{"c1 open  ws://127.0.0.1:9101/chat", "c1 → text        10 after-ping", "c1 ← pong         7 ping-42",
+		"c1 close 4001 \"bye\" by client", "36 messages"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("terminal view lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestSniffGapEvents drops a packet in the middle of the capture: the JSONL log
+// has a gap event naming the direction and the lost message, then a resync, and
+// the messages after it.
+func TestSniffGapEvents(t *testing.T) {
+	dir := t.TempDir()
+	in, err := os.Open(plainCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	r, err := pcapgo.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.pcap")
+	f, err := os.Create(cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(r.Snaplen(), r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 28 { // the second of the two segments of the 65535-byte client text message
+			continue
+		}
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	logPath := filepath.Join(dir, "events.jsonl")
+	code, _, stderr := sniffCmd(t, "sniff", "-r", cut, "--log", logPath)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "1 gap") {
+		t.Errorf("summary without the gap:\n%s", stderr)
+	}
+	data, _ := os.ReadFile(logPath)
+	var gap, resync map[string]any
+	after := 0
+	for _, m := range jsonLines(t, string(data)) {
+		switch m["event"] {
+		case "gap":
+			gap = m
+		case "resync":
+			resync = m
+		case "message":
+			if gap != nil && m["dir"] == gap["dir"] {
+				after++
+			}
+		}
+	}
+	if gap == nil || resync == nil {
+		t.Fatalf("no gap or resync event:\n%s", data)
+	}
+	if gap["conn"] != "c1" || gap["lost"] != true || gap["bytes"].(float64) <= 0 || resync["dir"] != gap["dir"] {
+		t.Errorf("gap %v resync %v", gap, resync)
+	}
+	if after == 0 {
+		t.Errorf("no messages after the gap")
+	}
+}
+
+func TestSniffHooksAreReadOnly(t *testing.T) {
+	code, stdout, stderr := sniffCmd(t, "sniff", "-r", plainCapture, "--log", "-", "--hook", "replace:match=after,with=before")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, `"payload":"after-ping"`) || strings.Contains(stdout, "before-ping") {
+		t.Errorf("the hook changed what was captured")
+	}
+	if !strings.Contains(stderr, "read-only") || strings.Count(stderr, "verdict ignored") != 1 {
+		t.Errorf("the ignored verdict is not reported once:\n%s", stderr)
+	}
+}
+
+func TestSniffErrors(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.pcap")
+	if err := os.WriteFile(garbage, []byte("this is not a capture file at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := os.ReadFile(plainCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short.pcap")
+	if err := os.WriteFile(short, whole[:len(whole)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"no source", []string{"sniff"}, exitUsage, []string{"-r FILE", "-i IFACE"}},
+		{"both sources", []string{"sniff", "-r", plainCapture, "-i", "lo"}, exitUsage, []string{"-r and -i"}},
+		{"bad port", []string{"sniff", "-r", plainCapture, "--ws-port", "http"}, exitUsage, []string{"ws-port", "http"}},
+		{"bad hook", []string{"sniff", "-r", plainCapture, "--hook", "nope"}, exitUsage, []string{"--hook", "nope"}},
+		{"missing file", []string{"sniff", "-r", filepath.Join(dir, "missing.pcap")}, exitError, []string{"missing.pcap", "no such file"}},
+		{"not a capture", []string{"sniff", "-r", garbage}, exitError, []string{"garbage.pcap", "not a pcap or pcapng file"}},
+		{"cut short", []string{"sniff", "-r", short, "--quiet"}, exitError, []string{"cut short", "connection"}},
+	}
+	cases = append(cases, []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"no such interface", []string{"sniff", "-i", "nosuch0"}, exitError, []string{"-i nosuch0", "nosuch0"}},
+		{"bad filter", []string{"sniff", "-r", plainCapture, "--filter", "tcp prt 9101"}, exitError, []string{"--filter", "prt"}},
+	}...)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := sniffCmd(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d:\n%s", code, tc.code, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestSniffProgress runs the progress display against a buffer (the command shows
+// it only on a terminal).
+func TestSniffProgress(t *testing.T) {
+	src, err := sniff.OpenFile(plainCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var out bytes.Buffer
+	stop := progress(&out, src, "ws-plain.pcap")
+	for {
+		if _, _, _, err := src.ReadPacket(); err != nil {
+			break
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	if !strings.Contains(out.String(), "reading ws-plain.pcap") {
+		t.Errorf("progress output %q", out.String())
+	}
+	if isTerminal(&out) {
+		t.Error("a buffer is not a terminal")
+	}
+}
+
+func TestSniffFilterFile(t *testing.T) {
+	code, _, stderr := sniffCmd(t, "sniff", "-r", plainCapture, "--quiet", "--filter", "tcp port 9101")
+	if code != 0 || !strings.Contains(stderr, "36 messages") {
+		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+	code, _, stderr = sniffCmd(t, "sniff", "-r", plainCapture, "--quiet", "--filter", "tcp port 9102")
+	if code != 0 || !strings.Contains(stderr, "0 packets, 0 connections") {
+		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// TestSniffLive sniffs a WebSocket echo on the loopback interface (needs
+// CAP_NET_RAW; skipped without it).
+func TestSniffLive(t *testing.T) {
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			op, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			c.WriteMessage(op, p)
+		}
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	probe, err := openLive("lo", "tcp port "+strconv.Itoa(port))
+	if errors.Is(err, capture.ErrPermission) {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err) // CI runs as root: live capture must work there
+		}
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	done := make(chan int)
+	runCtx, stop := context.WithCancel(ctx)
+	go func() {
+		done <- Run(runCtx, []string{"sniff", "-i", "lo", "--filter", "tcp port " + strconv.Itoa(port), "--log", "-"}, &out, &errOut)
+	}()
+	time.Sleep(500 * time.Millisecond) // the capture is open
+	c, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/live", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"one", "two", "three"} {
+		c.WriteMessage(websocket.TextMessage, []byte(m))
+		c.ReadMessage()
+	}
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "bye"))
+	c.ReadMessage()
+	c.Close()
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, errOut.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("wstap sniff -i did not stop")
+	}
+	var texts []string
+	for _, m := range jsonLines(t, out.String()) {
+		if m["event"] == "message" && m["opcode"] == "text" {
+			texts = append(texts, m["dir"].(string)+" "+m["payload"].(string))
+		}
+		if m["event"] == "open" && !strings.HasSuffix(m["url"].(string), "/live") {
+			t.Errorf("open %v", m)
+		}
+	}
+	if want := "c2s one,s2c one,c2s two,s2c two,c2s three,s2c three"; strings.Join(texts, ",") != want {
+		t.Errorf("messages %q, want %s\n%s", texts, want, errOut.String())
+	}
+}

@@ -1,0 +1,316 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/net/bpf"
+
+	"github.com/wstap/wstap/internal/eventlog"
+	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/sniff"
+	"github.com/wstap/wstap/sniff/capture"
+	"github.com/wstap/wstap/wsframe"
+)
+
+// Hook points for live capture and packet filters, wired to the capture package
+// (AF_PACKET and a tcpdump-filter compiler); a build without it leaves them nil,
+// and -i and --filter then report that this build cannot do them.
+var (
+	// openLive opens a live capture on iface, keeping only the packets that match
+	// the tcpdump filter expression (empty: all).
+	openLive func(iface, filter string) (sniff.Source, error) = openCapture
+
+	// filterSource returns src keeping only the packets that match the tcpdump
+	// filter expression, for -r with --filter.
+	filterSource func(src sniff.Source, filter string) (sniff.Source, error) = filterPackets
+)
+
+// openCapture opens a live capture with the capture package. Closing the source
+// (as sniff.Sniffer.Run does when its context ends) wakes a blocked read.
+func openCapture(iface, filter string) (sniff.Source, error) {
+	h, err := capture.Open(context.Background(), iface, filter, 0)
+	if err != nil {
+		return nil, err
+	}
+	return sniff.SourceFunc(func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
+		data, ci, err := h.ReadPacket()
+		return data, ci, h.LinkType(), err
+	}).WithClose(h.Close), nil
+}
+
+// filterPackets filters the packets of a capture file with the capture package's
+// BPF program, run in golang.org/x/net/bpf's VM. The program reads Ethernet
+// frames: packets of other link types are an error.
+func filterPackets(src sniff.Source, filter string) (sniff.Source, error) {
+	insns, err := capture.Compile(filter, 0)
+	if err != nil {
+		return nil, err
+	}
+	vm, err := bpf.NewVM(insns)
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", filter, err)
+	}
+	return sniff.SourceFunc(func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
+		for {
+			data, ci, lt, err := src.ReadPacket()
+			if err != nil {
+				return data, ci, lt, err
+			}
+			if lt != layers.LinkTypeEthernet {
+				return nil, ci, lt, fmt.Errorf("--filter works on Ethernet captures; this one is %s", lt)
+			}
+			if n, err := vm.Run(data); err == nil && n > 0 {
+				return data, ci, lt, nil
+			}
+		}
+	}).WithClose(src.Close), nil
+}
+
+// Errors of the hook points while they are unset.
+var (
+	errNoLive   = errors.New("live capture is not available in this build yet")
+	errNoFilter = errors.New("packet filters are not available in this build yet")
+)
+
+// progressMin is the smallest capture file that gets a progress bar.
+const progressMin = 4 << 20
+
+// portsFlag is a repeatable TCP port flag.
+type portsFlag []uint16
+
+func (p *portsFlag) String() string {
+	var s []string
+	for _, v := range *p {
+		s = append(s, strconv.Itoa(int(v)))
+	}
+	return strings.Join(s, " ")
+}
+
+func (p *portsFlag) Set(v string) error {
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || n == 0 {
+		return fmt.Errorf("want a TCP port 1..65535, not %q", v)
+	}
+	*p = append(*p, uint16(n))
+	return nil
+}
+
+func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("wstap sniff", stderr)
+	var file, iface, filter, logPath, maxMessage, maxHook string
+	var ports portsFlag
+	var hooks stringsFlag
+	var view, quiet, verbose bool
+	fs.StringVar(&file, "r", "", "read packets from a pcap or pcapng `FILE`")
+	fs.StringVar(&iface, "i", "", "capture packets live on interface `IFACE`")
+	fs.StringVar(&filter, "filter", "", "only packets matching the tcpdump filter `EXPR`")
+	fs.Var(&ports, "ws-port", "treat TCP `PORT` as WebSocket even without a handshake in the capture; repeatable")
+	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order (read-only)")
+	fs.StringVar(&logPath, "log", "", "write the JSONL event log to `FILE` (- for stdout)")
+	fs.BoolVar(&view, "view", false, "print every event on the terminal (the default without --log)")
+	fs.BoolVar(&quiet, "quiet", false, "print no events on the terminal, only the summary")
+	fs.StringVar(&maxMessage, "max-message", "64MiB", "largest message decoded; larger ones are skipped and reported")
+	fs.StringVar(&maxHook, "max-hook-message", "16MiB", "largest message passed to hooks and logged whole")
+	fs.BoolVar(&verbose, "v", false, "verbose logs")
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return code
+	}
+	usageErr := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "wstap sniff: "+format+"\n", args...)
+		return exitUsage
+	}
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "wstap sniff: "+format+"\n", args...)
+		return exitError
+	}
+	switch {
+	case file == "" && iface == "":
+		return usageErr("say where packets come from: -r FILE.pcap[ng] or -i IFACE")
+	case file != "" && iface != "":
+		return usageErr("-r and -i exclude each other")
+	}
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := sniff.Config{WSPorts: ports, Logger: logger}
+	maxMsg, err := parseSize("max-message", maxMessage)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	cfg.Limits = wsframe.Limits{MaxMessageSize: maxMsg}
+	if cfg.MaxHookMessage, err = parseSize("max-hook-message", maxHook); err != nil {
+		return usageErr("%v", err)
+	}
+	var specs []hookSpec
+	for _, h := range hooks {
+		s, err := plugins.ParseSpec(h)
+		if err != nil {
+			return usageErr("--hook: %v", err)
+		}
+		specs = append(specs, hookSpec{s})
+	}
+	chain, names, err := buildChain(specs, plugins.FailOpen, logger)
+	if err != nil {
+		return usageErr("--hook: %v", err)
+	}
+	defer chain.Close()
+	cfg.Chain = chain
+
+	// The packet source.
+	var src sniff.Source
+	var fileSrc *sniff.FileSource
+	if iface != "" {
+		if openLive == nil {
+			return fail("-i %s: %v", iface, errNoLive)
+		}
+		if src, err = openLive(iface, filter); err != nil {
+			return fail("-i %s: %v", iface, err)
+		}
+	} else {
+		if fileSrc, err = sniff.OpenFile(file); err != nil {
+			return fail("%s", strings.TrimPrefix(err.Error(), "sniff: "))
+		}
+		src = fileSrc
+		if filter != "" {
+			if filterSource == nil {
+				fileSrc.Close()
+				return fail("--filter: %v", errNoFilter)
+			}
+			if src, err = filterSource(fileSrc, filter); err != nil {
+				fileSrc.Close()
+				return fail("--filter: %v", err)
+			}
+		}
+	}
+	defer src.Close()
+
+	// Where events go.
+	var jsonl *eventlog.JSONL
+	switch logPath {
+	case "":
+	case "-":
+		jsonl = eventlog.NewJSONL(stdout)
+	default:
+		f, err := os.Create(logPath)
+		if err != nil {
+			return fail("--log: %v", err)
+		}
+		defer f.Close()
+		jsonl = eventlog.NewJSONL(f)
+	}
+	if jsonl != nil {
+		cfg.Observers = append(cfg.Observers, jsonl)
+	}
+	showView := !quiet && (view || logPath == "")
+	if showView {
+		cfg.Observers = append(cfg.Observers, eventlog.NewTerminal(stderr))
+	}
+	if len(names) > 0 {
+		fmt.Fprintf(stderr, "wstap sniff: hooks (read-only): %s\n", strings.Join(names, " → "))
+	}
+
+	// A progress bar for a large file when nothing else writes to the terminal.
+	stopProgress := func() {}
+	if fileSrc != nil && !showView && fileSrc.Size() > progressMin && isTerminal(stderr) {
+		stopProgress = progress(stderr, fileSrc, file)
+	}
+
+	s := sniff.New(cfg)
+	start := time.Now()
+	runErr := s.Run(ctx, src)
+	stopProgress()
+	code := exitOK
+	if jsonl != nil {
+		if err := jsonl.Close(); err != nil {
+			fmt.Fprintf(stderr, "wstap sniff: event log: %v\n", err)
+			code = exitError
+		}
+	}
+	fmt.Fprintln(stderr, summary(s.Stats(), time.Since(start)))
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		what := iface
+		if file != "" {
+			what = file
+		}
+		return fail("%s: %s (what came before was reported)", what, strings.TrimPrefix(runErr.Error(), "sniff: "))
+	}
+	return code
+}
+
+// summary is the line printed at the end.
+func summary(st sniff.Stats, took time.Duration) string {
+	plural := func(n int64, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.FormatInt(n, 10) + " " + many
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "wstap sniff: %s, %s, %s (%s), %s, %s",
+		plural(st.Packets, "packet", "packets"), plural(st.Connections, "connection", "connections"),
+		plural(st.Messages, "message", "messages"), humanize.Bytes(uint64(st.MessageBytes)),
+		plural(st.Gaps, "gap", "gaps"), plural(st.Errors, "error", "errors"))
+	if st.Gaps > 0 {
+		fmt.Fprintf(&b, "; %s lost, %s cut by gaps", humanize.Bytes(uint64(st.LostBytes)), plural(st.LostMessages, "message", "messages"))
+	}
+	if st.Resyncs > 0 {
+		fmt.Fprintf(&b, "; %s", plural(st.Resyncs, "resync", "resyncs"))
+	}
+	if st.Undecodable > 0 {
+		fmt.Fprintf(&b, "; %d undecodable", st.Undecodable)
+	}
+	fmt.Fprintf(&b, "; %s", took.Round(time.Millisecond))
+	return b.String()
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progress shows how far src has been read until the returned function is called.
+func progress(w io.Writer, src *sniff.FileSource, name string) (stop func()) {
+	bar := progressbar.NewOptions64(src.Size(), progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true),
+		progressbar.OptionSetDescription("reading "+name), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30), progressbar.OptionSetRenderBlankState(true))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				bar.Set64(src.Pos())
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+		bar.Finish()
+	}
+}

@@ -1,0 +1,138 @@
+package eventlog
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/wstap/wstap/plugins"
+)
+
+// Events only the sniffer produces (sniff.CaptureObserver). In the JSONL log they
+// share the head of the other events ("event", "time", "conn") and add "dir":
+//
+//	{"event":"gap","time":…,"conn":"c1","dir":"c2s","bytes":1448,"lost":true}
+//	{"event":"resync","time":…,"conn":"c1","dir":"c2s","skipped":37}
+//	{"event":"undecodable","time":…,"conn":"c1","dir":"s2c","seq":4,"opcode":"text","len":81,
+//	 "frames":1,"compressed":true,"reason":"…"}
+//	{"event":"error","time":…,"conn":"c1","dir":"c2s","error":"wsframe: reserved opcode 0x3"}
+//
+// gap: bytes of the stream missing from the capture; lost is true when a message was
+// in progress (it is lost). resync: the decoder found a frame header again, after
+// skipping that many bytes. undecodable: a message seen but not shown (len is its
+// compressed length; no payload). error: a protocol error (the decoder
+// resynchronises) or a message over the size limit (skipped).
+
+// Gap writes a "gap" event.
+func (j *JSONL) Gap(c *plugins.Conn, dir plugins.Direction, t time.Time, bytes int64, lost bool) {
+	j.line(func(b []byte) []byte {
+		b = j.head(b, "gap", t, c)
+		b = appendField(b, "dir", dir.String())
+		b = append(b, `,"bytes":`...)
+		b = strconv.AppendInt(b, bytes, 10)
+		b = appendBool(b, "lost", lost)
+		return append(b, '}')
+	})
+}
+
+// Resync writes a "resync" event.
+func (j *JSONL) Resync(c *plugins.Conn, dir plugins.Direction, t time.Time, skipped int64) {
+	j.line(func(b []byte) []byte {
+		b = j.head(b, "resync", t, c)
+		b = appendField(b, "dir", dir.String())
+		b = append(b, `,"skipped":`...)
+		b = strconv.AppendInt(b, skipped, 10)
+		return append(b, '}')
+	})
+}
+
+// Undecodable writes an "undecodable" event for a message without its payload.
+func (j *JSONL) Undecodable(r *plugins.Record, reason string) {
+	j.line(func(b []byte) []byte {
+		b = j.head(b, "undecodable", r.Time, r.Conn)
+		b = appendField(b, "dir", r.Dir.String())
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, r.Seq, 10)
+		b = appendField(b, "opcode", r.Opcode.String())
+		b = append(b, `,"len":`...)
+		b = strconv.AppendInt(b, r.Len, 10)
+		b = append(b, `,"frames":`...)
+		b = strconv.AppendInt(b, int64(r.Frames), 10)
+		b = appendBool(b, "compressed", r.Compressed)
+		b = appendField(b, "reason", reason)
+		return append(b, '}')
+	})
+}
+
+// StreamError writes an "error" event.
+func (j *JSONL) StreamError(c *plugins.Conn, dir plugins.Direction, t time.Time, err error) {
+	j.line(func(b []byte) []byte {
+		b = j.head(b, "error", t, c)
+		b = appendField(b, "dir", dir.String())
+		b = appendField(b, "error", err.Error())
+		return append(b, '}')
+	})
+}
+
+// Gap prints the lost bytes, and whether a message was lost with them.
+func (t *Terminal) Gap(c *plugins.Conn, dir plugins.Direction, ts time.Time, bytes int64, lost bool) {
+	t.event(c, dir, ts, func(b []byte) []byte {
+		b = append(b, "gap: "...)
+		b = strconv.AppendInt(b, bytes, 10)
+		b = append(b, " bytes missing from the capture"...)
+		if lost {
+			b = append(b, "; the message in progress is lost"...)
+		}
+		return b
+	})
+}
+
+// Resync prints how many bytes the decoder skipped to find a frame header again.
+func (t *Terminal) Resync(c *plugins.Conn, dir plugins.Direction, ts time.Time, skipped int64) {
+	t.event(c, dir, ts, func(b []byte) []byte {
+		b = append(b, "resync: frame header found after skipping "...)
+		b = strconv.AppendInt(b, skipped, 10)
+		return append(b, " bytes"...)
+	})
+}
+
+// Undecodable prints a message that cannot be shown, with the reason.
+func (t *Terminal) Undecodable(r *plugins.Record, reason string) {
+	t.event(r.Conn, r.Dir, r.Time, func(b []byte) []byte {
+		op := r.Opcode.String()
+		b = append(b, op...)
+		for i := len(op); i < 7; i++ {
+			b = append(b, ' ')
+		}
+		n := strconv.AppendInt(nil, r.Len, 10)
+		for i := len(n); i < 7; i++ {
+			b = append(b, ' ')
+		}
+		b = append(b, n...)
+		b = append(b, " Z undecodable: "...)
+		return append(b, reason...)
+	})
+}
+
+// StreamError prints a protocol error.
+func (t *Terminal) StreamError(c *plugins.Conn, dir plugins.Direction, ts time.Time, err error) {
+	t.event(c, dir, ts, func(b []byte) []byte {
+		b = append(b, "error: "...)
+		return append(b, err.Error()...)
+	})
+}
+
+// event prints one line: time, connection, direction arrow and what fill appends.
+func (t *Terminal) event(c *plugins.Conn, dir plugins.Direction, ts time.Time, fill func([]byte) []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.start(ts, c.ID)
+	if dir == plugins.ClientToServer {
+		b = append(b, "→ "...)
+	} else {
+		b = append(b, "← "...)
+	}
+	b = fill(b)
+	b = append(b, '\n')
+	t.write(b)
+	t.buf = b
+}

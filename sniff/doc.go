@@ -1,0 +1,61 @@
+// Package sniff is wstap's passive side: it reads packets from a capture file or
+// a live interface, follows their TCP connections, finds the WebSocket
+// connections among them and reports every message through the same hook chain
+// (read-only) and observers as the proxy.
+//
+// # Data flow
+//
+//	Source (pcap/pcapng file: OpenFile; live interface: the capture package)
+//	  └─▶ link, IP and TCP headers (gopacket DecodingLayerParser: Ethernet with
+//	      VLAN tags, Linux cooked SLL and SLL2, BSD loopback/null, raw IP; IPv4, IPv6)
+//	  └─▶ TCP reassembly, one ordered byte stream per direction
+//	  └─▶ HTTP/1.x: requests and responses parsed (bodies skipped, pipelining
+//	      followed) until a 101 answers a WebSocket upgrade; or --ws-port
+//	  └─▶ wsframe.Decoder (lenient) ─▶ permessage-deflate ─▶ plugins.Chain ─▶ Observers
+//
+// # Reassembly
+//
+// Segments that continue a stream go to the decoder straight from the packet
+// buffer; retransmitted and overlapping bytes are trimmed; segments that arrive
+// early are copied and wait, within [Config.MaxBuffered] per direction and
+// [Config.MaxBufferedTotal] in all, for at most [Config.ReorderTimeout] of capture
+// time. Bytes never seen are then given up as a gap. Connections whose SYN is not
+// in the capture are followed from their first segment.
+//
+// # Gaps
+//
+// After a gap every message wholly before or after it is reported intact, the
+// message in progress is reported lost ([CaptureObserver.Gap]), and the position of
+// the next frame is found again ([CaptureObserver.Resync]):
+//
+//   - when the gap falls inside a frame's payload, exactly: the sniffer follows the
+//     frame headers itself, so it knows where that frame ends;
+//   - otherwise by a search that accepts a position only when the chain of frame
+//     headers starting there would be too unlikely in random bytes (a chance below
+//     1/1000 over all the positions searched; see resync.go). Control frames found
+//     before the next message are reported, continuation frames of the lost
+//     message skipped. The search can still take a header in the lost message's
+//     tail that happens to point exactly at a real frame: then one bogus message
+//     precedes the real ones (measured: about 1% of synthetic captures with such
+//     gaps). A lone frame right before the end of a stream may not be trusted.
+//
+// wsframe.Decoder then gets the stream from a message start; it never sees a
+// header it would reject (the sniffer catches those first and searches instead,
+// reporting [CaptureObserver.StreamError]).
+//
+// Under permessage-deflate with context takeover the inflate window is unknown
+// after a gap (and in a capture that started mid-stream): later messages are
+// inflated on their own, which succeeds exactly when they do not refer back to
+// earlier ones, and reported undecodable otherwise ([CaptureObserver.Undecodable]),
+// never shown as garbage. Without a handshake (--ws-port) the compression
+// parameters are unknown: compressed messages are reported undecodable.
+//
+// # Times and order
+//
+// Events carry capture timestamps and come in capture order. Connections get ids
+// c1, c2… in the order their WebSocket starts.
+//
+// # Concurrency
+//
+// A Sniffer belongs to one goroutine. Observers and hooks are called from it.
+package sniff

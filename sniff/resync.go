@@ -1,0 +1,390 @@
+package sniff
+
+import (
+	"github.com/wstap/wstap/wsframe"
+)
+
+// Resynchronisation after lost bytes. wsframe.Decoder resynchronises on the first
+// header its rules accept, which random bytes (masked or binary payload) satisfy
+// every fifty bytes or so: the bogus frame that follows can swallow the real
+// messages after a gap. So after a gap the sniffer looks for the next frame itself
+// and accepts a position only when the chain of frames that starts there would be
+// too unlikely in random bytes: each header must be valid under strict rules and
+// in a valid sequence, and the chain is followed until the chance that random
+// bytes hold such a chain somewhere in what was searched drops below
+// falseChance. Then it hands the decoder the stream from a message start.
+
+const (
+	// falseChance is the accepted chance of taking random bytes for frames.
+	falseChance = 1e-3
+	// maxChain bounds the headers a chain is followed for.
+	maxChain = 16
+	// maxHunt bounds the bytes held while a position is being verified; past it
+	// the best candidate is taken as it is.
+	maxHunt = 1 << 20
+)
+
+// headerOdds returns a generous estimate of the chance that payload bytes form a
+// valid header of this shape. For uniformly random bytes it would be about 1/40
+// (twelve of the 256 first bytes are valid in a given place, and the MASK bit must
+// fit the sender), but payload is not uniform: masked ASCII text, for one, has the
+// same top bit in every fourth byte. So 1/8, and a 16-bit (64-bit) length, which
+// needs one of 128 values in the second byte (and five zero bytes besides, under a
+// 64 MiB limit), is rarer by that much.
+func headerOdds(h wsframe.Header, n int) float64 {
+	p := 1.0 / 8
+	if h.Masked {
+		n -= 4
+	}
+	switch n {
+	case 4:
+		p /= 128
+	case 10:
+		p /= 128 * (1 << 40)
+	}
+	return p
+}
+
+// exactOdds returns the chance that a frame with a random length of h's encoding
+// ends exactly where the bytes end.
+func exactOdds(h wsframe.Header) float64 {
+	switch {
+	case h.Length <= 125:
+		return 1.0 / 126
+	case h.Length <= 0xFFFF:
+		return 1.0 / 65410
+	}
+	return 1.0 / (1 << 26)
+}
+
+// chain verdicts.
+const (
+	chainBad = iota
+	chainNeedMore
+	chainGood
+)
+
+// resyncer finds the next trustworthy frame boundary in one direction's stream
+// after a gap. Control frames found before the first message start are handed out
+// whole; continuation frames of the message the gap cut are skipped.
+type resyncer struct {
+	rules    wsframe.Rules // strict
+	maxMsg   uint64
+	buf      []byte
+	skipped  int64 // bytes dropped so far
+	verified bool  // buf starts at a frame boundary of a verified chain
+	skip     uint64
+	found    bool // a frame was accepted: the resynchronisation is reported
+
+	// The search remembers its progress between calls: positions before scanned
+	// were examined, and cands are those whose chain needed bytes not there yet
+	// (a position found bad stays bad).
+	scanned int
+	cands   []int
+}
+
+// maxCands bounds the positions waiting for more bytes.
+const maxCands = 1024
+
+func newResyncer(rules wsframe.Rules, maxMsg int64) *resyncer {
+	rules.Lenient = false
+	return &resyncer{rules: rules, maxMsg: uint64(maxMsg)}
+}
+
+// step takes the next bytes of the stream (p may be nil) and returns, once a
+// message start is found, the stream from there on (done). onControl receives each
+// control frame before it (header and unmasked payload, valid during the call);
+// onFound is called once, at the first accepted frame, with the bytes skipped up
+// to it. mode says what may be assumed about bytes still to come.
+func (r *resyncer) step(p []byte, mode int, onFound func(skipped int64), onControl func(h wsframe.Header, payload []byte)) ([]byte, bool) {
+	if r.skip > 0 {
+		n := min(uint64(len(p)), r.skip)
+		r.skip -= n
+		r.skipped += int64(n)
+		p = p[n:]
+	}
+	r.buf = append(r.buf, p...)
+	for len(r.buf) > 0 {
+		if !r.verified {
+			i, v := r.search(mode)
+			r.drop(i)
+			switch {
+			case v == chainGood:
+			case v == chainNeedMore && len(r.buf) > maxHunt:
+				// Too long to verify (a frame larger than maxHunt): take it.
+			default:
+				return nil, false
+			}
+			r.verified = true
+			r.reset()
+		}
+		h, n, err := wsframe.ParseHeader(r.buf)
+		if err != nil {
+			return nil, false // wait for the rest of the header
+		}
+		if r.rules.Check(h, n) != nil {
+			r.verified = false
+			r.reset()
+			r.drop(1)
+			continue
+		}
+		if !r.found && h.Opcode != wsframe.OpContinuation {
+			r.found = true
+			onFound(r.skipped)
+		}
+		total := uint64(n) + h.Length
+		switch {
+		case h.Opcode.IsControl():
+			if uint64(len(r.buf)) < total {
+				return nil, false
+			}
+			payload := r.buf[n:total]
+			if h.Masked {
+				wsframe.Mask(h.Mask, 0, payload)
+			}
+			onControl(h, payload)
+			r.buf = r.buf[:copy(r.buf, r.buf[total:])]
+		case h.Opcode == wsframe.OpContinuation, h.Length > r.maxMsg:
+			// The rest of the message the gap cut, or a message too large to
+			// hold (its continuations follow as orphans): skip it.
+			if uint64(len(r.buf)) < total {
+				r.skip = total - uint64(len(r.buf))
+				r.skipped += int64(len(r.buf))
+				r.buf = r.buf[:0]
+				return nil, false
+			}
+			r.drop(int(total))
+		default:
+			rest := r.buf
+			r.buf = nil
+			return rest, true
+		}
+	}
+	return nil, false
+}
+
+// drop discards the first n buffered bytes.
+func (r *resyncer) drop(n int) {
+	if n == 0 {
+		return
+	}
+	r.skipped += int64(n)
+	r.buf = r.buf[:copy(r.buf, r.buf[n:])]
+	r.scanned = max(0, r.scanned-n)
+	keep := r.cands[:0]
+	for _, i := range r.cands {
+		if i >= n {
+			keep = append(keep, i-n)
+		}
+	}
+	r.cands = keep
+}
+
+// reset forgets the search, for a new gap or once a position is accepted.
+func (r *resyncer) reset() {
+	r.scanned, r.cands = 0, r.cands[:0]
+}
+
+// How much the resyncer may assume about bytes still to come.
+const (
+	huntMore   = iota // more bytes will come: wait for them when in doubt
+	huntSettle        // nothing came for a while: a chain may end exactly where the bytes end
+	huntGap           // bytes were lost after these: a chain may also run into the gap
+	huntEnd           // the stream ended: a chain may end exactly where it ended
+)
+
+// search looks for the position to resynchronise at: the first whose chain is
+// verified (a later verified chain wins over an earlier position still waiting for
+// bytes: in random bytes a header announcing a long payload is common, a chain of
+// headers pointing at each other is not). It returns that position and
+// chainGood; or the first position still waiting and chainNeedMore; or the buffer
+// length and chainBad.
+func (r *resyncer) search(mode int) (int, int) {
+	verdict := func(i int) int {
+		tries := float64(r.skipped) + float64(i) + 1 // positions searched: chances for a false chain
+		v, odds, exact := r.chain(r.buf[i:], tries)
+		switch {
+		case v == chainGood:
+			return chainGood
+		case v == chainBad:
+			return chainBad
+		case mode == huntMore:
+			return chainNeedMore
+		case exact && odds*tries < falseChance:
+			return chainGood // the last frame ends exactly where the bytes end
+		case mode == huntSettle:
+			return chainNeedMore
+		case mode == huntGap && odds*tries < falseChance:
+			return chainGood // the last frame runs into the gap
+		}
+		return chainBad
+	}
+	keep := r.cands[:0]
+	for k, i := range r.cands {
+		switch verdict(i) {
+		case chainGood:
+			r.cands = append(keep, r.cands[k+1:]...)
+			return r.better(i), chainGood
+		case chainNeedMore:
+			keep = append(keep, i)
+		}
+	}
+	r.cands = keep
+	for ; r.scanned < len(r.buf); r.scanned++ {
+		switch verdict(r.scanned) {
+		case chainGood:
+			return r.better(r.scanned), chainGood
+		case chainNeedMore:
+			if len(r.cands) == maxCands {
+				r.cands = append(r.cands[:0], r.cands[1:]...)
+			}
+			r.cands = append(r.cands, r.scanned)
+		}
+	}
+	if len(r.cands) > 0 {
+		return r.cands[0], chainNeedMore
+	}
+	return len(r.buf), chainBad
+}
+
+// chain follows the frames that would start at b[0] until the chance of random
+// bytes holding them over tries positions is below falseChance (chainGood), a
+// header is invalid (chainBad), or the bytes end (chainNeedMore). For
+// chainNeedMore it returns the chance of the chain so far and whether the bytes
+// end right after a whole frame (exact; the chance then includes that).
+func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, exact bool) {
+	const (
+		unknown = iota // no message start yet: continuations belong to the cut message
+		between        // between messages
+		inside         // inside a fragmented message
+	)
+	state := unknown
+	pos := uint64(0)
+	odds = 1
+	var last wsframe.Header
+	for k := range maxChain {
+		if uint64(len(b)) == pos && k > 0 {
+			return chainNeedMore, odds * exactOdds(last), true
+		}
+		if uint64(len(b)) < pos+2 {
+			return chainNeedMore, odds, false
+		}
+		hl := wsframe.HeaderLen(b[pos], b[pos+1])
+		if uint64(len(b)) < pos+uint64(hl) {
+			return chainNeedMore, odds, false
+		}
+		h, n, _ := wsframe.ParseHeader(b[pos:])
+		op := h.Opcode
+		switch {
+		case r.rules.Check(h, n) != nil:
+			return chainBad, 0, false
+		case k == 0 && op == wsframe.OpContinuation:
+			return chainBad, 0, false // cannot tell a continuation from payload
+		case op == wsframe.OpContinuation && state == between:
+			return chainBad, 0, false
+		case op.IsData() && state == inside:
+			return chainBad, 0, false
+		case !op.IsControl() && h.Length > r.maxMsg:
+			return chainBad, 0, false
+		}
+		switch {
+		case op.IsData():
+			state = between
+			if !h.Fin {
+				state = inside
+			}
+		case op == wsframe.OpContinuation && state == inside && h.Fin:
+			state = between
+		}
+		odds *= headerOdds(h, n)
+		if odds*tries < falseChance {
+			return chainGood, odds, false
+		}
+		last = h
+		pos += uint64(n) + h.Length
+		if pos > uint64(len(b)) {
+			return chainNeedMore, odds, false
+		}
+	}
+	return chainGood, odds, false
+}
+
+// maxCover bounds the first frames better looks inside.
+const maxCover = 64 << 10
+
+// better checks the first frame of the chain accepted at i: a false header in the
+// lost message's tail can point exactly at a real frame and so cover the real
+// frames before it. When frames starting inside that first frame lead to exactly
+// where it ends, and such a run is less likely to be chance than the one header
+// at i, the run is the better explanation, and its start is returned instead.
+func (r *resyncer) better(i int) int {
+	for range maxChain {
+		h, n, err := wsframe.ParseHeader(r.buf[i:])
+		if err != nil || h.Length > maxCover {
+			return i
+		}
+		end := uint64(i) + uint64(n) + h.Length
+		if end > uint64(len(r.buf)) {
+			return i
+		}
+		single := headerOdds(h, n) * exactOdds(h)
+		j := -1
+		for k := i + 1; k < int(end)-1; k++ {
+			if odds, ok := r.converges(k, end); ok && odds < single {
+				j = k
+				break
+			}
+		}
+		if j < 0 {
+			return i
+		}
+		i = j
+	}
+	return i
+}
+
+// converges reports whether frames starting at b[from] (continuations allowed
+// until a message starts, as after a gap) end exactly at to, with two headers or
+// more, and the chance of random bytes doing so.
+func (r *resyncer) converges(from int, to uint64) (float64, bool) {
+	inside, started := false, false
+	pos := uint64(from)
+	odds := 1.0
+	var last wsframe.Header
+	for k := 0; pos < to; k++ {
+		if k == maxChain || uint64(len(r.buf)) < pos+2 {
+			return 0, false
+		}
+		h, n, err := wsframe.ParseHeader(r.buf[pos:])
+		if err != nil || r.rules.Check(h, n) != nil {
+			return 0, false
+		}
+		op := h.Opcode
+		switch {
+		case k == 0 && op == wsframe.OpContinuation:
+			return 0, false
+		case op == wsframe.OpContinuation && started && !inside:
+			return 0, false
+		case op.IsData() && inside:
+			return 0, false
+		case !op.IsControl() && h.Length > r.maxMsg:
+			return 0, false
+		}
+		if !op.IsControl() {
+			if op.IsData() {
+				started = true
+			}
+			inside = !h.Fin && (op.IsData() || inside || !started)
+		}
+		odds *= headerOdds(h, n)
+		last = h
+		pos += uint64(n) + h.Length
+		if k == 0 && pos == to {
+			return 0, false // one header: no better than the one at i
+		}
+	}
+	if pos != to {
+		return 0, false
+	}
+	return odds * exactOdds(last), true
+}
