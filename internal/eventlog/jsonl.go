@@ -23,6 +23,16 @@ import (
 	"github.com/wstap/wstap/wsframe"
 )
 
+// bufferSize is the JSONL writer's buffer, and minRoom the free space below which it
+// is flushed before a line is formatted: lines are formatted straight into the
+// buffer, so a line that does not fit would be formatted into a new allocation
+// (every 64 KiB message did with a 64 KiB buffer), and big writes cost fewer
+// syscalls.
+const (
+	bufferSize = 1 << 20
+	minRoom    = 256 << 10
+)
+
 // flushInterval bounds how long an event waits in the buffer before it reaches the
 // file, so `tail -f` on the log stays live.
 const flushInterval = 100 * time.Millisecond
@@ -43,7 +53,7 @@ type JSONL struct {
 
 // NewJSONL returns a JSONL writer to w.
 func NewJSONL(w io.Writer) *JSONL {
-	j := &JSONL{w: bufio.NewWriterSize(w, 64<<10), dirty: make(chan struct{}, 1), done: make(chan struct{})}
+	j := &JSONL{w: bufio.NewWriterSize(w, bufferSize), dirty: make(chan struct{}, 1), done: make(chan struct{})}
 	j.wg.Go(j.flusher)
 	return j
 }
@@ -96,6 +106,9 @@ func (j *JSONL) Err() error {
 // line appends one event with fill and queues a flush.
 func (j *JSONL) line(fill func(b []byte) []byte) {
 	j.mu.Lock()
+	if j.err == nil && j.w.Available() < minRoom {
+		j.err = j.w.Flush()
+	}
 	if j.err == nil {
 		b := fill(j.w.AvailableBuffer())
 		b = append(b, '\n')
