@@ -344,7 +344,7 @@ func TestSniffLive(t *testing.T) {
 	}))
 	defer srv.Close()
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	probe, err := openLive("lo", "tcp port "+strconv.Itoa(port))
+	probe, err := openCapture("lo", "tcp port "+strconv.Itoa(port))
 	if errors.Is(err, capture.ErrPermission) {
 		if os.Getenv("CI") != "" {
 			t.Fatal(err) // CI runs as root: live capture must work there

@@ -25,19 +25,6 @@ import (
 	"github.com/wstap/wstap/wsframe"
 )
 
-// Hook points for live capture and packet filters, wired to the capture package
-// (AF_PACKET and a tcpdump-filter compiler); a build without it leaves them nil,
-// and -i and --filter then report that this build cannot do them.
-var (
-	// openLive opens a live capture on iface, keeping only the packets that match
-	// the tcpdump filter expression (empty: all).
-	openLive func(iface, filter string) (sniff.Source, error) = openCapture
-
-	// filterSource returns src keeping only the packets that match the tcpdump
-	// filter expression, for -r with --filter.
-	filterSource func(src sniff.Source, filter string) (sniff.Source, error) = filterPackets
-)
-
 // openCapture opens a live capture with the capture package. Closing the source
 // (as sniff.Sniffer.Run does when its context ends) wakes a blocked read.
 func openCapture(iface, filter string) (sniff.Source, error) {
@@ -78,12 +65,6 @@ func filterPackets(src sniff.Source, filter string) (sniff.Source, error) {
 		}
 	}).WithClose(src.Close), nil
 }
-
-// Errors of the hook points while they are unset.
-var (
-	errNoLive   = errors.New("live capture is not available in this build yet")
-	errNoFilter = errors.New("packet filters are not available in this build yet")
-)
 
 // progressMin is the smallest capture file that gets a progress bar.
 const progressMin = 4 << 20
@@ -176,10 +157,7 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var src sniff.Source
 	var fileSrc *sniff.FileSource
 	if iface != "" {
-		if openLive == nil {
-			return fail("-i %s: %v", iface, errNoLive)
-		}
-		if src, err = openLive(iface, filter); err != nil {
+		if src, err = openCapture(iface, filter); err != nil {
 			return fail("-i %s: %v", iface, err)
 		}
 	} else {
@@ -188,11 +166,7 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		src = fileSrc
 		if filter != "" {
-			if filterSource == nil {
-				fileSrc.Close()
-				return fail("--filter: %v", errNoFilter)
-			}
-			if src, err = filterSource(fileSrc, filter); err != nil {
+			if src, err = filterPackets(fileSrc, filter); err != nil {
 				fileSrc.Close()
 				return fail("--filter: %v", err)
 			}
