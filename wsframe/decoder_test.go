@@ -26,7 +26,7 @@ func decodeAll(t *testing.T, d *wsframe.Decoder, stream []byte, cuts func() int)
 	return got, errs
 }
 
-func testStream(t *testing.T) ([]byte, []string) {
+func testStream() ([]byte, []string) {
 	var stream []byte
 	var want []string
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -51,7 +51,7 @@ func testStream(t *testing.T) ([]byte, []string) {
 // TestDecoderMatchesReader feeds the same stream in random pieces and expects the
 // messages the pull Reader gives.
 func TestDecoderMatchesReader(t *testing.T) {
-	stream, want := testStream(t)
+	stream, want := testStream()
 	for seed := range 20 {
 		rng := rand.New(rand.NewPCG(uint64(seed), 9))
 		d := wsframe.NewDecoder(wsframe.Rules{Sender: wsframe.Client, Lenient: true}, wsframe.NewAssembler(wsframe.AssemblerConfig{Lenient: true}))
@@ -71,7 +71,7 @@ func TestDecoderMatchesReader(t *testing.T) {
 // before or after it comes out intact, the ones it touches do not, and the decoder
 // reports the resynchronisation.
 func TestDecoderGap(t *testing.T) {
-	stream, want := testStream(t)
+	stream, want := testStream()
 	var offs []int
 	off := 0
 	r := wsframe.NewReader(bytes.NewReader(stream), wsframe.Rules{Sender: wsframe.Client}, 0)
@@ -138,7 +138,7 @@ func TestDecoderSkipsTooLarge(t *testing.T) {
 // lenient Decoder: no panic, no message over the limit, and the same messages as
 // one-shot feeding when there is no gap.
 func FuzzDecoder(f *testing.F) {
-	stream, _ := testStream(&testing.T{})
+	stream, _ := testStream()
 	f.Add(stream[:2000], uint64(1), false)
 	f.Add([]byte("\x81\x05hello\x89\x00\x01\x03abc\x80\x01d"), uint64(7), true)
 	f.Fuzz(func(t *testing.T, data []byte, seed uint64, gaps bool) {
