@@ -10,10 +10,12 @@
 package eventlog
 
 import (
-	"bufio"
 	"encoding/base64"
+	"encoding/binary"
 	"io"
+	"math/bits"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -23,14 +25,15 @@ import (
 	"github.com/wstap/wstap/wsframe"
 )
 
-// bufferSize is the JSONL writer's buffer, and minRoom the free space below which it
-// is flushed before a line is formatted: lines are formatted straight into the
-// buffer, so a line that does not fit would be formatted into a new allocation
-// (every 64 KiB message did with a 64 KiB buffer), and big writes cost fewer
-// syscalls.
+// bufferSize is the capacity of each of the JSONL writer's two buffers, and minRoom
+// the free space below which the current one is handed to the writing goroutine
+// before a line is formatted: lines are formatted straight into the buffer, so a
+// line that does not fit would be formatted into a new allocation, and big writes
+// cost fewer syscalls. maxKept bounds the buffer kept after a huge line grew it.
 const (
 	bufferSize = 1 << 20
 	minRoom    = 256 << 10
+	maxKept    = 4 * bufferSize
 )
 
 // flushInterval bounds how long an event waits in the buffer before it reaches the
@@ -38,24 +41,81 @@ const (
 const flushInterval = 100 * time.Millisecond
 
 // JSONL writes events as JSON lines. It is safe for concurrent use. Call Close to
-// flush and stop its flusher.
+// flush and stop its goroutines.
+//
+// Lines are formatted into one buffer while a second goroutine writes the other,
+// so on the sniffer's path the write syscalls overlap the parsing.
 type JSONL struct {
 	mu   sync.Mutex
-	w    *bufio.Writer
-	err  error
-	sec  int64  // the second timeCache was formatted for
+	buf  []byte // lines not yet handed to the writer
+	err  error  // first write error
+	shut bool   // Close was called: lines are dropped
+	sec  int64  // the second tsec was formatted for
 	tsec []byte // "2006-01-02T15:04:05" of sec
 
+	full  chan []byte  // buffers to write, to writeLoop
+	free  chan written // written buffers, back from writeLoop
 	dirty chan struct{}
 	done  chan struct{}
 	wg    sync.WaitGroup
 }
 
+// written is a buffer back from writeLoop, with the error writing it.
+type written struct {
+	buf []byte
+	err error
+}
+
 // NewJSONL returns a JSONL writer to w.
 func NewJSONL(w io.Writer) *JSONL {
-	j := &JSONL{w: bufio.NewWriterSize(w, bufferSize), dirty: make(chan struct{}, 1), done: make(chan struct{})}
+	j := &JSONL{
+		buf:   make([]byte, 0, bufferSize),
+		full:  make(chan []byte),
+		free:  make(chan written, 1),
+		dirty: make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	j.free <- written{buf: make([]byte, 0, bufferSize)}
+	j.wg.Go(func() { j.writeLoop(w) })
 	j.wg.Go(j.flusher)
 	return j
+}
+
+// writeLoop writes the buffers handed to it, in order, until full is closed. After
+// an error it writes nothing more.
+func (j *JSONL) writeLoop(w io.Writer) {
+	var err error
+	for b := range j.full {
+		if err == nil {
+			_, err = w.Write(b)
+		}
+		j.free <- written{buf: b[:0], err: err}
+	}
+}
+
+// handOff gives the current buffer to writeLoop and takes the other one, waiting
+// until it is written. With wait, it also waits for the buffer just handed off, so
+// everything formatted so far has reached w. Called with j.mu held.
+func (j *JSONL) handOff(wait bool) {
+	if j.err != nil || j.shut {
+		return
+	}
+	if len(j.buf) > 0 {
+		next := <-j.free
+		j.full <- j.buf
+		j.buf, j.err = next.buf, next.err
+		if cap(j.buf) > maxKept {
+			j.buf = make([]byte, 0, bufferSize)
+		}
+	}
+	if wait && j.err == nil {
+		last := <-j.free
+		j.err = last.err
+		if cap(last.buf) > maxKept {
+			last.buf = make([]byte, 0, bufferSize)
+		}
+		j.free <- written{buf: last.buf}
+	}
 }
 
 // flusher flushes the buffer shortly after events arrive.
@@ -74,26 +134,33 @@ func (j *JSONL) flusher() {
 				t.Stop()
 				return
 			}
-			j.Flush()
+			j.mu.Lock()
+			j.handOff(false)
+			j.mu.Unlock()
 		}
 	}
 }
 
-// Flush writes buffered events to the underlying writer.
+// Flush writes buffered events to the underlying writer and returns the first write
+// error, if any.
 func (j *JSONL) Flush() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.err == nil {
-		j.err = j.w.Flush()
-	}
+	j.handOff(true)
 	return j.err
 }
 
-// Close flushes and stops the flusher. It does not close the underlying writer.
+// Close flushes and stops the goroutines. It does not close the underlying writer.
 func (j *JSONL) Close() error {
 	close(j.done)
+	j.mu.Lock()
+	j.handOff(true)
+	j.shut = true
+	close(j.full)
+	err := j.err
+	j.mu.Unlock()
 	j.wg.Wait()
-	return j.Flush()
+	return err
 }
 
 // Err returns the first write error, if any.
@@ -106,13 +173,11 @@ func (j *JSONL) Err() error {
 // line appends one event with fill and queues a flush.
 func (j *JSONL) line(fill func(b []byte) []byte) {
 	j.mu.Lock()
-	if j.err == nil && j.w.Available() < minRoom {
-		j.err = j.w.Flush()
+	if cap(j.buf)-len(j.buf) < minRoom {
+		j.handOff(false)
 	}
-	if j.err == nil {
-		b := fill(j.w.AvailableBuffer())
-		b = append(b, '\n')
-		_, j.err = j.w.Write(b)
+	if j.err == nil && !j.shut {
+		j.buf = append(fill(j.buf), '\n')
 	}
 	j.mu.Unlock()
 	select {
@@ -222,13 +287,15 @@ func appendPayload(b []byte, field, encField string, p []byte, asText bool) []by
 	b = append(b, ',', '"')
 	b = append(b, field...)
 	b = append(b, '"', ':')
-	enc := "text"
-	if asText && utf8.Valid(p) {
-		// A string view of p without a copy: appendString only reads it.
-		b = appendString(b, unsafe.String(unsafe.SliceData(p), len(p)))
-	} else {
+	n := len(b)
+	enc, ok := "text", false
+	if asText {
+		// A string view of p without a copy: the escaper only reads it.
+		b, ok = appendText(b, unsafe.String(unsafe.SliceData(p), len(p)))
+	}
+	if !ok {
 		enc = "base64"
-		b = append(b, '"')
+		b = append(b[:n], '"')
 		b = base64.StdEncoding.AppendEncode(b, p)
 		b = append(b, '"')
 	}
@@ -241,32 +308,70 @@ func appendPayload(b []byte, field, encField string, p []byte, asText bool) []by
 
 const hexDigits = "0123456789abcdef"
 
-// needsEscape marks the ASCII bytes that cannot appear raw in a JSON string.
-var needsEscape = func() (t [256]bool) {
-	for c := range 0x20 {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	return t
-}()
+// Word-at-a-time constants: a byte of ones, and each byte's high bit.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
 
-// appendString appends s as a JSON string, copying runs that need no escaping in one
-// append. Invalid UTF-8 becomes U+FFFD (payloads are checked before and go out as
-// base64 instead).
+// attention returns, for the 8 bytes of w (little-endian), a word whose lowest set
+// bit is the high bit of the first byte the escaper must look at: a control byte, '"',
+// '\\', or 0xE2 (the lead byte of U+2028 and U+2029). It is zero when all 8 bytes
+// can be copied as they are. Bits above the lowest may be wrong (borrows propagate
+// upwards), so only the lowest is used.
+func attention(w uint64) uint64 {
+	q := w ^ ('"' * ones)
+	bs := w ^ ('\\' * ones)
+	e2 := w ^ (0xE2 * ones)
+	return ((w-0x20*ones)&^w | (q-ones)&^q | (bs-ones)&^bs | (e2-ones)&^e2) & highs
+}
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD (payloads
+// go out as base64 instead).
 func appendString(b []byte, s string) []byte {
+	n := len(b)
+	b, ok := appendText(b, s)
+	if !ok {
+		b, _ = appendText(b[:n], strings.ToValidUTF8(s, "\uFFFD"))
+	}
+	return b
+}
+
+// appendText appends s as a JSON string and reports whether s is valid UTF-8; when it
+// is not, b holds a partial string for the caller to discard. Runs that need no
+// escaping are found 8 bytes at a time and copied in one append; the first non-ASCII
+// byte validates the rest of s once, so ASCII text is read only once. U+2028 and
+// U+2029 are escaped: they are valid JSON but end lines in JavaScript.
+func appendText(b []byte, s string) ([]byte, bool) {
 	b = append(b, '"')
 	start := 0
+	high := uint64(highs)                           // non-ASCII bytes need attention until the rest is validated
+	p := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if !needsEscape[c] {
-				i++
+		if i+8 <= len(p) {
+			w := binary.LittleEndian.Uint64(p[i:])
+			m := attention(w) | w&high
+			if m == 0 {
+				i += 8
 				continue
 			}
+			i += bits.TrailingZeros64(m) / 8
+		}
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf && high != 0:
+			if !utf8.ValidString(s[i:]) {
+				return b, false
+			}
+			high = 0 // and look at this byte again
+		case c == '"' || c == '\\':
+			// The byte itself starts the next run.
+			b = append(b, s[start:i]...)
+			b = append(b, '\\')
+			start = i
+			i++
+		case c < 0x20:
 			b = append(b, s[start:i]...)
 			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
 			case '\n':
 				b = append(b, '\\', 'n')
 			case '\r':
@@ -278,27 +383,17 @@ func appendString(b []byte, s string) []byte {
 			}
 			i++
 			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
+		case c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9):
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xF])
+			i += 3
+			start = i
+		default:
 			i++
-			start = i
-			continue
 		}
-		if r == '\u2028' || r == '\u2029' { // valid JSON, but breaks JavaScript consumers
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
 	}
 	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, '"'), true
 }
 
 var _ plugins.Observer = (*JSONL)(nil)

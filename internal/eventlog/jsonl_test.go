@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -78,13 +80,8 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 		if err := json.Unmarshal(enc, &got); err != nil {
 			t.Fatalf("appendString(%q) = %s is not JSON: %v", s, enc, err)
 		}
-		// Ranging over a string yields U+FFFD for each invalid byte, as the escaper does.
-		var want strings.Builder
-		for _, r := range s {
-			want.WriteRune(r)
-		}
-		if got != want.String() {
-			t.Errorf("appendString(%q) decodes to %q, want %q", s, got, want.String())
+		if want := strings.ToValidUTF8(s, "\uFFFD"); got != want {
+			t.Errorf("appendString(%q) decodes to %q, want %q", s, got, want)
 		}
 	}
 }
@@ -101,7 +98,80 @@ func FuzzAppendString(f *testing.F) {
 		if utf8.ValidString(s) && got != s {
 			t.Fatalf("appendString(%q) decodes to %q", s, got)
 		}
+		// As a payload: text exactly when valid UTF-8, base64 otherwise.
+		var rec map[string]string
+		if err := json.Unmarshal(append(appendPayload([]byte(`{"x":"y"`), "payload", "encoding", []byte(s), true), '}'), &rec); err != nil {
+			t.Fatalf("appendPayload(%q) is not JSON: %v", s, err)
+		}
+		if utf8.ValidString(s) {
+			if rec["encoding"] != "text" || rec["payload"] != s {
+				t.Fatalf("appendPayload(%q) = %v, want it as text", s, rec)
+			}
+		} else if p, err := base64.StdEncoding.DecodeString(rec["payload"]); rec["encoding"] != "base64" || err != nil || string(p) != s {
+			t.Fatalf("appendPayload(%q) = %v, want it as base64", s, rec)
+		}
 	})
+}
+
+// TestAppendStringEveryPosition puts each byte that needs attention at every offset
+// of a string long enough for the word-at-a-time scan, next to every neighbour class,
+// so a wrong bit trick in special shows up as a byte copied raw.
+func TestAppendStringEveryPosition(t *testing.T) {
+	specials := []string{"\x00", "\x1f", "\"", "\\", "\n", "é", "\u2028", "\u2029", "\u2027", "\u20ac", "\xff", "😀"}
+	fillers := []string{"a", "\x20", "\x7f", "!", "]", "\x21"}
+	for _, sp := range specials {
+		for _, fill := range fillers {
+			for n := range 20 {
+				for pos := 0; pos <= n; pos++ {
+					s := strings.Repeat(fill, pos) + sp + strings.Repeat(fill, n-pos)
+					enc := appendString(nil, s)
+					var got string
+					if err := json.Unmarshal(enc, &got); err != nil {
+						t.Fatalf("appendString(%q) = %s is not JSON: %v", s, enc, err)
+					}
+					want := strings.ToValidUTF8(s, "\ufffd")
+					if got != want {
+						t.Fatalf("appendString(%q) decodes to %q, want %q", s, got, want)
+					}
+					if bytes.ContainsAny(enc, "\x00\x1f\u2028") {
+						t.Fatalf("appendString(%q) = %q holds a raw control or U+2028", s, enc)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkAppendPayload compares the escaper with encoding/json's (the baseline, in
+// the same run) on text payloads: ASCII prose, JSON with many quotes, and CJK.
+func BenchmarkAppendPayload(b *testing.B) {
+	prose := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 100))
+	jsonish := []byte(strings.Repeat(`{"user":"alice","text":"hi","n":1},`, 100))
+	cjk := []byte(strings.Repeat("中文文本，", 200))
+	for _, c := range []struct {
+		name string
+		p    []byte
+	}{{"prose", prose}, {"json", jsonish}, {"cjk", cjk}} {
+		b.Run(c.name+"/wstap", func(b *testing.B) {
+			b.SetBytes(int64(len(c.p)))
+			buf := make([]byte, 0, 4*len(c.p))
+			for b.Loop() {
+				buf = appendPayload(buf[:0], "payload", "encoding", c.p, true)
+			}
+		})
+		b.Run(c.name+"/encoding-json", func(b *testing.B) {
+			b.SetBytes(int64(len(c.p)))
+			var out bytes.Buffer
+			enc := json.NewEncoder(&out)
+			s := string(c.p)
+			for b.Loop() {
+				out.Reset()
+				if err := enc.Encode(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 func BenchmarkJSONLMessage(b *testing.B) {
@@ -121,5 +191,112 @@ func BenchmarkJSONLMessage(b *testing.B) {
 			out.Reset()
 			j.mu.Unlock()
 		}
+	}
+}
+
+// TestJSONLConcurrentBuffers writes lines from several goroutines, with payloads of
+// up to twice the buffer size and Flush calls in between, through the two-buffer
+// writer; every line must come out whole, once, and in each goroutine's order.
+func TestJSONLConcurrentBuffers(t *testing.T) {
+	var out bytes.Buffer
+	j := NewJSONL(&out)
+	c := testConn()
+	const writers, each = 4, 300
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			r := &plugins.Record{Conn: c, Dir: plugins.Direction(w % 2), Opcode: wsframe.OpText, Time: time.Now()}
+			for i := range each {
+				size := (i * 7919) % 3000
+				if i%100 == 99 {
+					size = 2 * bufferSize // larger than a buffer: formatted into a grown one
+				}
+				r.Seq = uint64(w*each + i)
+				r.Payload = bytes.Repeat([]byte{byte('a' + w)}, size)
+				r.Len = int64(size)
+				j.Message(r)
+				if i%50 == 0 {
+					if err := j.Flush(); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := make([]uint64, writers)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != writers*each {
+		t.Fatalf("%d lines, want %d", len(lines), writers*each)
+	}
+	for n, line := range lines {
+		var ev struct {
+			Seq     uint64
+			Len     int
+			Payload string
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("line %d: %v", n, err)
+		}
+		w := ev.Seq / each
+		if ev.Seq%each != next[w] || len(ev.Payload) != ev.Len || strings.Trim(ev.Payload, string(rune('a'+w))) != "" {
+			t.Fatalf("line %d: seq %d (want %d), payload of %d bytes for len %d", n, ev.Seq, w*each+next[w], len(ev.Payload), ev.Len)
+		}
+		next[w]++
+	}
+	if cap(j.buf) > maxKept {
+		t.Errorf("after huge lines the buffer kept %d bytes of capacity, want ≤ %d", cap(j.buf), maxKept)
+	}
+}
+
+// failWriter accepts n bytes and then fails.
+type failWriter struct{ n int }
+
+var errDiskFull = errors.New("disk full")
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		n := f.n
+		f.n = 0
+		return n, errDiskFull
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestJSONLWriteError checks that a failing writer's error reaches Flush, Err and
+// Close, that later lines are dropped without blocking, and that lines after Close
+// do not panic.
+func TestJSONLWriteError(t *testing.T) {
+	j := NewJSONL(&failWriter{n: 100})
+	c := testConn()
+	r := &plugins.Record{Conn: c, Opcode: wsframe.OpText, Payload: []byte("hello"), Len: 5, Time: time.Now()}
+	j.Message(r)
+	if err := j.Flush(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Flush = %v, want %v", err, errDiskFull)
+	}
+	for range 10000 { // more than a buffer's worth
+		j.Message(r)
+	}
+	if err := j.Err(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Err = %v, want %v", err, errDiskFull)
+	}
+	if err := j.Close(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Close = %v, want %v", err, errDiskFull)
+	}
+	j.Message(r)
+	j.Closed(c, plugins.CloseEvent{})
+
+	var out bytes.Buffer
+	ok := NewJSONL(&out)
+	if err := ok.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ok.Message(r) // after Close: dropped, no panic
+	if out.Len() != 0 {
+		t.Fatalf("a line written after Close reached the writer: %q", out.String())
 	}
 }
