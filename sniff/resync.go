@@ -1,6 +1,8 @@
 package sniff
 
 import (
+	"unicode/utf8"
+
 	"github.com/wstap/wstap/wsframe"
 )
 
@@ -81,6 +83,7 @@ type resyncer struct {
 	// (a position found bad stays bad).
 	scanned int
 	cands   []int
+	scratch []byte // unmasked payload for plausible
 }
 
 // maxCands bounds the positions waiting for more bytes.
@@ -296,6 +299,9 @@ func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, ex
 		case op == wsframe.OpContinuation && state == inside && h.Fin:
 			state = between
 		}
+		if !r.plausible(h, b[pos+uint64(n):min(uint64(len(b)), pos+uint64(n)+h.Length)]) {
+			return chainBad, 0, false
+		}
 		odds *= headerOdds(h, n)
 		if odds*tries < falseChance {
 			return chainGood, odds, false
@@ -307,6 +313,52 @@ func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, ex
 		}
 	}
 	return chainGood, odds, false
+}
+
+// maxCheck bounds the payload bytes plausible looks at.
+const maxCheck = 1 << 10
+
+// plausible checks what can be checked of a frame's payload (p, its first bytes, or
+// all of it): an uncompressed text frame's must be UTF-8 (up to where p ends), a
+// close frame's a valid code and UTF-8 reason. Random bytes fail this for all but
+// the shortest payloads, so a false header announcing text or a close is rejected,
+// which the header odds alone cannot do. Real text that is not UTF-8 is only
+// skipped over by a search, never by the decoder.
+func (r *resyncer) plausible(h wsframe.Header, p []byte) bool {
+	whole := uint64(len(p)) == h.Length
+	switch {
+	case h.Opcode == wsframe.OpClose:
+		if !whole {
+			return true // not all here yet: decided when it is
+		}
+	case h.Opcode == wsframe.OpText && h.Rsv&wsframe.RSV1 == 0:
+		if len(p) > maxCheck {
+			p, whole = p[:maxCheck], false
+		}
+	default:
+		return true
+	}
+	q := append(r.scratch[:0], p...)
+	r.scratch = q
+	if h.Masked {
+		wsframe.Mask(h.Mask, 0, q)
+	}
+	if h.Opcode == wsframe.OpClose {
+		_, _, err := wsframe.ParseClose(q)
+		return err == nil
+	}
+	if !whole || !h.Fin {
+		// The text goes on: a rune may be cut at the end.
+		for k := 1; k < utf8.UTFMax && k <= len(q); k++ {
+			if utf8.RuneStart(q[len(q)-k]) {
+				if !utf8.FullRune(q[len(q)-k:]) {
+					q = q[:len(q)-k]
+				}
+				break
+			}
+		}
+	}
+	return utf8.Valid(q)
 }
 
 // maxCover bounds the first frames better looks inside.
@@ -368,6 +420,9 @@ func (r *resyncer) converges(from int, to uint64) (float64, bool) {
 		case op.IsData() && inside:
 			return 0, false
 		case !op.IsControl() && h.Length > r.maxMsg:
+			return 0, false
+		}
+		if !r.plausible(h, r.buf[pos+uint64(n):min(uint64(len(r.buf)), pos+uint64(n)+h.Length)]) {
 			return 0, false
 		}
 		if !op.IsControl() {
