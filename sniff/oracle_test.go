@@ -17,12 +17,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	coder "github.com/coder/websocket"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/gorilla/websocket"
 
 	"github.com/wstap/wstap/plugins"
@@ -349,6 +353,94 @@ func TestTsharkOracle(t *testing.T) {
 			t.Logf("%d messages agree with tshark", len(want))
 		})
 	}
+}
+
+// fragmentCapture rewrites a capture of Ethernet/IPv4 packets so that every
+// datagram with more than fragSize bytes of payload travels in IPv4 fragments of
+// fragSize bytes, those of every other datagram sent last first.
+func fragmentCapture(t *testing.T, in, out string, fragSize int) {
+	src, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	r, err := pcapgo.NewReader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := pcapgo.NewWriterNanos(&buf)
+	if err := w.WriteFileHeader(262144, r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	for k := 0; ; k++ {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
+		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if eth == nil || ip == nil || len(ip.Payload) <= fragSize {
+			if err := w.WritePacket(ci, data); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		var frags [][]byte
+		for off := 0; off < len(ip.Payload); off += fragSize {
+			f := &layers.IPv4{Version: 4, IHL: 5, TTL: ip.TTL, Protocol: ip.Protocol, SrcIP: ip.SrcIP, DstIP: ip.DstIP,
+				Id: uint16(k), FragOffset: uint16(off / 8)}
+			if off+fragSize < len(ip.Payload) {
+				f.Flags = layers.IPv4MoreFragments
+			}
+			b := gopacket.NewSerializeBuffer()
+			if err := gopacket.SerializeLayers(b, opts, eth, f, gopacket.Payload(ip.Payload[off:min(len(ip.Payload), off+fragSize)])); err != nil {
+				t.Fatal(err)
+			}
+			frags = append(frags, bytes.Clone(b.Bytes()))
+		}
+		if k%2 == 1 {
+			slices.Reverse(frags)
+		}
+		for _, f := range frags {
+			ci := ci
+			ci.CaptureLength, ci.Length = len(f), len(f)
+			if err := w.WritePacket(ci, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIPv4Fragments: the plain capture with every large datagram cut into IPv4
+// fragments yields exactly the messages of the original, and tshark (which
+// reassembles IP by default) agrees.
+func TestIPv4Fragments(t *testing.T) {
+	orig := filepath.Join("testdata", "ws-plain.pcap")
+	frag := filepath.Join(t.TempDir(), "fragmented.pcap")
+	fragmentCapture(t, orig, frag, 1200)
+	want, _ := wstapMessages(t, orig)
+	got, rec := wstapMessages(t, frag)
+	if len(got) != len(want) {
+		t.Fatalf("%d messages from the fragmented capture, %d from the original\n%s", len(got), len(want), rec.dump())
+	}
+	for i := range want {
+		if got[i].fromServer != want[i].fromServer || got[i].op != want[i].op || !bytes.Equal(got[i].payload, want[i].payload) {
+			t.Fatalf("message %d: %s, want %s", i, got[i], want[i])
+		}
+	}
+	tshark := needTool(t, "tshark")
+	if dev := compareOracle(t, got, tsharkMessages(t, tshark, frag, 9101)); dev != (tsharkDeviations{}) {
+		t.Errorf("tshark deviates in %+v", dev)
+	}
+	t.Logf("%d messages, as in the original capture and as tshark shows them", len(got))
 }
 
 // sentMsg is one message of the loopback script, from the client.

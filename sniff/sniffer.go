@@ -236,6 +236,7 @@ func (s *Sniffer) Flush(ctx context.Context) {
 func (s *Sniffer) tick() {
 	s.lastTick = s.now
 	cutoff := s.now.Add(-s.cfg.ReorderTimeout)
+	s.dec.frags.discard(cutoff)
 	for sd := range s.waiting {
 		if !sd.r.oldest().After(cutoff) {
 			s.flushSideBefore(sd, cutoff)

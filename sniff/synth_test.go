@@ -358,66 +358,103 @@ const sparseFrames = 10
 type linkSpec struct {
 	lt   layers.LinkType
 	vlan bool
+	// frag, when set, cuts IPv4 datagrams into fragments of that many payload
+	// bytes (a multiple of 8), every other datagram's fragments sent last first.
+	frag int
+	// ext6 puts an IPv6 destination options header before TCP.
+	ext6 bool
 }
 
-// frame builds the bytes of one packet.
-func frame(t *testing.T, ls linkSpec, src, dst netip.AddrPort, tcp *layers.TCP, payload []byte) []byte {
+// frame builds the bytes of one packet, or of its fragments (IPv4 identification
+// id).
+func frame(t *testing.T, ls linkSpec, src, dst netip.AddrPort, tcp *layers.TCP, payload []byte, id uint16) [][]byte {
 	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	var stack []gopacket.SerializableLayer
+	serialize := func(ls ...gopacket.SerializableLayer) []byte {
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Clone(buf.Bytes())
+	}
 	ethType := layers.EthernetTypeIPv4
-	var ip gopacket.SerializableLayer
+	var ipPackets [][]byte
 	if src.Addr().Is6() {
 		ethType = layers.EthernetTypeIPv6
 		ip6 := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64,
 			SrcIP: net.IP(src.Addr().AsSlice()), DstIP: net.IP(dst.Addr().AsSlice())}
 		tcp.SetNetworkLayerForChecksum(ip6)
-		ip = ip6
+		if ls.ext6 {
+			seg := serialize(tcp, gopacket.Payload(payload))
+			// Destination options: next header TCP, length 0 (8 bytes), PadN of 4.
+			ext := []byte{byte(layers.IPProtocolTCP), 0, 1, 4, 0, 0, 0, 0}
+			ip6.NextHeader = layers.IPProtocolIPv6Destination
+			ipPackets = append(ipPackets, serialize(ip6, gopacket.Payload(append(ext, seg...))))
+		} else {
+			ipPackets = append(ipPackets, serialize(ip6, tcp, gopacket.Payload(payload)))
+		}
 	} else {
 		ip4 := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, Flags: layers.IPv4DontFragment,
 			SrcIP: net.IP(src.Addr().AsSlice()), DstIP: net.IP(dst.Addr().AsSlice())}
 		tcp.SetNetworkLayerForChecksum(ip4)
-		ip = ip4
-	}
-	switch ls.lt {
-	case layers.LinkTypeEthernet:
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: ethType}
-		stack = append(stack, eth)
-		if ls.vlan {
-			eth.EthernetType = layers.EthernetTypeDot1Q
-			stack = append(stack, &layers.Dot1Q{VLANIdentifier: 42, Type: layers.EthernetTypeDot1Q},
-				&layers.Dot1Q{VLANIdentifier: 7, Type: ethType}) // QinQ
+		seg := serialize(tcp, gopacket.Payload(payload))
+		if ls.frag == 0 || len(seg) <= ls.frag {
+			ipPackets = append(ipPackets, serialize(ip4, gopacket.Payload(seg)))
+		} else {
+			ip4.Flags = 0
+			ip4.Id = id
+			for off := 0; off < len(seg); off += ls.frag {
+				f := *ip4
+				f.FragOffset = uint16(off / 8)
+				if off+ls.frag < len(seg) {
+					f.Flags = layers.IPv4MoreFragments
+				}
+				ipPackets = append(ipPackets, serialize(&f, gopacket.Payload(seg[off:min(len(seg), off+ls.frag)])))
+			}
+			if ip4.Id%2 == 1 {
+				slices.Reverse(ipPackets)
+			}
 		}
-	case layers.LinkTypeNull:
-		fam := layers.ProtocolFamilyIPv4
-		if ethType == layers.EthernetTypeIPv6 {
-			fam = layers.ProtocolFamilyIPv6BSD
+	}
+	out := make([][]byte, 0, len(ipPackets))
+	for _, ip := range ipPackets {
+		var b []byte
+		switch ls.lt {
+		case layers.LinkTypeEthernet:
+			eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: ethType}
+			if ls.vlan {
+				eth.EthernetType = layers.EthernetTypeDot1Q
+				b = serialize(eth, &layers.Dot1Q{VLANIdentifier: 42, Type: layers.EthernetTypeDot1Q},
+					&layers.Dot1Q{VLANIdentifier: 7, Type: ethType}, gopacket.Payload(ip)) // QinQ
+			} else {
+				b = serialize(eth, gopacket.Payload(ip))
+			}
+		case layers.LinkTypeNull:
+			fam := layers.ProtocolFamilyIPv4
+			if ethType == layers.EthernetTypeIPv6 {
+				fam = layers.ProtocolFamilyIPv6BSD
+			}
+			b = serialize(&layers.Loopback{Family: fam}, gopacket.Payload(ip))
+		case layers.LinkTypeLinuxSLL: // 16-byte cooked header
+			h := make([]byte, 16, 16+len(ip))
+			binary.BigEndian.PutUint16(h[0:], 0)   // to us
+			binary.BigEndian.PutUint16(h[2:], 772) // ARPHRD_LOOPBACK
+			binary.BigEndian.PutUint16(h[4:], 6)
+			binary.BigEndian.PutUint16(h[14:], uint16(ethType))
+			b = append(h, ip...)
+		case layers.LinkTypeLinuxSLL2: // 20-byte cooked header v2
+			h := make([]byte, 20, 20+len(ip))
+			binary.BigEndian.PutUint16(h[0:], uint16(ethType))
+			binary.BigEndian.PutUint32(h[4:], 1)   // interface index
+			binary.BigEndian.PutUint16(h[8:], 772) // ARPHRD_LOOPBACK
+			h[10], h[11] = 0, 6
+			b = append(h, ip...)
+		default:
+			b = ip
 		}
-		stack = append(stack, &layers.Loopback{Family: fam})
+		out = append(out, b)
 	}
-	stack = append(stack, ip, tcp, gopacket.Payload(payload))
-	if err := gopacket.SerializeLayers(buf, opts, stack...); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	switch ls.lt {
-	case layers.LinkTypeLinuxSLL: // 16-byte cooked header
-		h := make([]byte, 16, 16+len(b))
-		binary.BigEndian.PutUint16(h[0:], 0)   // to us
-		binary.BigEndian.PutUint16(h[2:], 772) // ARPHRD_LOOPBACK
-		binary.BigEndian.PutUint16(h[4:], 6)
-		binary.BigEndian.PutUint16(h[14:], uint16(ethType))
-		b = append(h, b...)
-	case layers.LinkTypeLinuxSLL2: // 20-byte cooked header v2
-		h := make([]byte, 20, 20+len(b))
-		binary.BigEndian.PutUint16(h[0:], uint16(ethType))
-		binary.BigEndian.PutUint32(h[4:], 1)   // interface index
-		binary.BigEndian.PutUint16(h[8:], 772) // ARPHRD_LOOPBACK
-		h[10], h[11] = 0, 6
-		b = append(h, b...)
-	}
-	return b
+	return out
 }
 
 // writePcap writes packets of a flow as a capture file (pcapng when ng).
@@ -453,13 +490,11 @@ func writePcap(t *testing.T, w io.Writer, f *flow, pkts []pkt, ls linkSpec, isn 
 		default:
 			tcp.Seq, tcp.FIN, tcp.RST, tcp.PSH = isn[p.dir]+1+uint32(p.off), p.fin, p.rst, len(p.data) > 0
 		}
-		data := frame(t, ls, ends[p.dir], ends[1-p.dir], tcp, p.data)
-		ci := gopacket.CaptureInfo{Timestamp: base.Add(time.Duration(k) * time.Millisecond), CaptureLength: len(data), Length: len(data)}
-		if ng {
-			ci.InterfaceIndex = 0
-		}
-		if err := write(ci, data); err != nil {
-			t.Fatal(err)
+		for _, data := range frame(t, ls, ends[p.dir], ends[1-p.dir], tcp, p.data, uint16(k)) {
+			ci := gopacket.CaptureInfo{Timestamp: base.Add(time.Duration(k) * time.Millisecond), CaptureLength: len(data), Length: len(data)}
+			if err := write(ci, data); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
@@ -573,6 +608,12 @@ func TestSynthetic(t *testing.T) {
 			pert: perturb{maxSeg: 1460, reorder: 0.05, drop: 5}, ng: true},
 		{name: "raw-ipv6", link: linkSpec{lt: layers.LinkTypeRaw}, opts: flowOpts{handshake: true, messages: 40, v6: true},
 			pert: perturb{maxSeg: 1460, overlap: 0.3}},
+		{name: "ethernet-ipv4-fragmented", link: linkSpec{lt: layers.LinkTypeEthernet, frag: 576}, opts: flowOpts{handshake: true, messages: 80},
+			pert: perturb{maxSeg: 3000, reorder: 0.1, dup: 0.1}},
+		{name: "sll2-ipv4-fragmented-gaps", link: linkSpec{lt: layers.LinkTypeLinuxSLL2, frag: 8}, opts: flowOpts{handshake: true, messages: 60},
+			pert: perturb{maxSeg: 200, reorder: 0.05, drop: 4}},
+		{name: "ethernet-ipv6-destopts", link: linkSpec{lt: layers.LinkTypeEthernet, ext6: true}, opts: flowOpts{handshake: true, messages: 60, v6: true},
+			pert: perturb{maxSeg: 1460, reorder: 0.1}},
 		{name: "midstream-ws-port", link: linkSpec{lt: layers.LinkTypeEthernet}, opts: flowOpts{messages: 80},
 			pert: perturb{maxSeg: 1460, noSYN: true, cutAt: [2]int{5000, 7000}}, port: true},
 		{name: "midstream-ws-port-gaps", link: linkSpec{lt: layers.LinkTypeLinuxSLL2}, opts: flowOpts{messages: 120},
