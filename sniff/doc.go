@@ -27,22 +27,23 @@
 //
 // After a gap every message wholly before or after it is reported intact, the
 // message in progress is reported lost ([CaptureObserver.Gap]), and the position of
-// the next frame is found again ([CaptureObserver.Resync]):
+// the next frame is found again ([CaptureObserver.Resync]). wsframe.Decoder does
+// this (the same after a protocol error, reported with
+// [CaptureObserver.StreamError], and at the start of a capture that began
+// mid-stream):
 //
-//   - when the gap falls inside a frame's payload, exactly: the sniffer follows the
-//     frame headers itself, so it knows where that frame ends;
-//   - otherwise by a search that accepts a position only when the chain of frame
-//     headers starting there would be too unlikely in random bytes (a chance below
-//     1/1000 over all the positions searched; see resync.go). Control frames found
-//     before the next message are reported, continuation frames of the lost
-//     message skipped. The search can still take a header in the lost message's
-//     tail that happens to point exactly at a real frame: then one bogus message
-//     precedes the real ones (measured: about 1% of synthetic captures with such
-//     gaps). A lone frame right before the end of a stream may not be trusted.
-//
-// wsframe.Decoder then gets the stream from a message start; it never sees a
-// header it would reject (the sniffer catches those first and searches instead,
-// reporting [CaptureObserver.StreamError]).
+//   - when the gap falls inside a frame's payload, exactly: the decoder knows
+//     where that frame ends;
+//   - otherwise by a search that accepts a position only when the chain of frames
+//     starting there would be too unlikely in random bytes (a chance below 1/1000
+//     over all the positions searched; text payloads must be UTF-8 and close codes
+//     valid; see wsframe/resync.go). Control frames found before the next message
+//     are reported, continuation frames of the lost message skipped. The search
+//     can still take a binary or ping/pong header in the lost message's tail that
+//     happens to point exactly at a real frame, which no check of the bytes can
+//     refute: then one bogus message precedes the real ones, or takes the place
+//     of one (measured: about 1% of the synthetic captures with such gaps). A lone
+//     frame right before the end of a stream may not be trusted.
 //
 // Under permessage-deflate with context takeover the inflate window is unknown
 // after a gap (and in a capture that started mid-stream): later messages are

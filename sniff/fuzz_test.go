@@ -145,9 +145,6 @@ func checkBounds(t *testing.T, s *Sniffer) {
 			if len(sd.buf) > maxHeaderBlock+1500 || sd.heldLen > maxHeld {
 				t.Fatalf("HTTP buffers: %d header bytes, %d held", len(sd.buf), sd.heldLen)
 			}
-			if d := sd.ws; d != nil && d.hunt != nil && len(d.hunt.buf) > maxHunt+1500 {
-				t.Fatalf("resync buffer of %d bytes", len(d.hunt.buf))
-			}
 		}
 	}
 }

@@ -244,7 +244,7 @@ func (s *Sniffer) tick() {
 	}
 	for d := range s.hunting {
 		if s.now.Sub(d.huntSince) >= s.cfg.ReorderTimeout {
-			d.finishHunt(huntSettle)
+			d.idle()
 		}
 	}
 	for c := s.others.head; c != nil && s.now.Sub(c.last) >= s.cfg.IdleTimeout; c = s.others.head {
@@ -404,10 +404,7 @@ func (s *Sniffer) endConn(c *conn, by string) {
 	if c.state == stWS {
 		for i := range c.sides {
 			if d := c.sides[i].ws; d != nil {
-				d.finishHunt(huntEnd)
-				if d.hunt != nil {
-					delete(s.hunting, d)
-				}
+				d.end()
 			}
 		}
 		ev := c.closeEv

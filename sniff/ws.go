@@ -1,7 +1,6 @@
 package sniff
 
 import (
-	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -15,7 +14,8 @@ const keepInflated = 1 << 20
 
 // wsDir decodes one direction of a WebSocket connection: wsframe's push Decoder in
 // lenient mode (a passive observer reports what it sees rather than rejecting
-// it), then permessage-deflate, the hook chain and the observers.
+// it), which also resynchronises after gaps and errors; then permessage-deflate,
+// the hook chain and the observers. It is the Decoder's handler.
 //
 // The Assembler gets no Inflater: inflating happens here, so that a message that
 // cannot be inflated is reported undecodable instead of being treated as a framing
@@ -29,7 +29,6 @@ type wsDir struct {
 
 	inf       *wsframe.Inflater // nil without permessage-deflate in this direction
 	takeover  bool
-	rsv1      bool   // RSV1 is expected: permessage-deflate, or unknown (no handshake)
 	noDeflate string // why compressed messages cannot be inflated when inf is nil
 	// broken says why the context-takeover window is unknown (bytes were lost, or
 	// a message failed to inflate): later messages are inflated on their own,
@@ -39,22 +38,13 @@ type wsDir struct {
 	out    []byte // inflated payload
 
 	seq        uint64
-	checkStart bool // the first bytes may start mid-frame unless the stream began at its SYN
-	resyncing  bool // the decoder was told of a gap and has not reported finding a header yet
-	quiet      bool // do not report a resynchronisation that skipped nothing
-	hunt       *resyncer
-	huntSince  time.Time
-	trk        tracker
-	held       bool // a header's first byte, held back until the next bytes
-	heldByte   byte
-	carry      []byte
-	emit       func(*wsframe.Message)
-	onFound    func(int64)
-	onControl  func(wsframe.Header, []byte)
+	checkStart bool      // the first bytes may start mid-frame unless the stream began at its SYN
+	hunting    bool      // listed in the sniffer's hunting set
+	huntSince  time.Time // when the decoder started resynchronising (see Sniffer.tick)
 }
 
 func newWSDir(c *conn, i int, sender wsframe.Side, comp *wsframe.Compression, rsv1 bool, noDeflate string) *wsDir {
-	d := &wsDir{c: c, sd: &c.sides[i], dir: plugins.ClientToServer, noDeflate: noDeflate, rsv1: rsv1 || comp != nil}
+	d := &wsDir{c: c, sd: &c.sides[i], dir: plugins.ClientToServer, noDeflate: noDeflate}
 	if sender == wsframe.Server {
 		d.dir = plugins.ServerToClient
 	}
@@ -62,13 +52,12 @@ func newWSDir(c *conn, i int, sender wsframe.Side, comp *wsframe.Compression, rs
 		d.inf = wsframe.NewInflater(*comp)
 		d.takeover = comp.ContextTakeover
 	}
-	rules := d.rules()
-	rules.Lenient = true
+	rules := wsframe.Rules{Sender: d.dir.Sender(), Lenient: true}
+	if rsv1 || comp != nil {
+		rules.Extensions = wsframe.RSV1 // permessage-deflate, or unknown (no handshake)
+	}
 	a := wsframe.NewAssembler(wsframe.AssemblerConfig{Limits: c.s.cfg.Limits, Lenient: true})
-	d.dec = wsframe.NewDecoder(rules, a)
-	d.emit = d.message
-	d.onFound = d.found
-	d.onControl = d.control
+	d.dec = wsframe.NewDecoder(rules, a, d)
 	return d
 }
 
@@ -76,40 +65,22 @@ func newWSDir(c *conn, i int, sender wsframe.Side, comp *wsframe.Compression, rs
 // bytes may be anywhere in a frame. Nothing is reported when they are not.
 func (d *wsDir) startMidStream() {
 	d.checkStart = false
-	d.startHunt()
-	d.quiet = true
+	d.dec.StartMidStream()
+	d.watchHunt()
 }
 
-// startHunt gives up the stream position: the decoder forgets its state and the
-// resyncer looks for the next trustworthy frame.
-func (d *wsDir) startHunt() {
-	d.dec.Gap()
-	if d.hunt != nil {
-		d.hunt.skipped += int64(len(d.hunt.buf))
-		d.hunt.buf, d.hunt.skip, d.hunt.verified = d.hunt.buf[:0], 0, false
-		d.hunt.reset()
-	} else {
-		d.hunt = newResyncer(d.rules(), d.maxMessage())
-		d.c.s.hunting[d] = struct{}{}
+// watchHunt keeps the sniffer's set of resynchronising directions, whose search
+// is decided when no bytes come for a while.
+func (d *wsDir) watchHunt() {
+	if r := d.dec.Resyncing(); r != d.hunting {
+		s := d.c.s
+		if d.hunting = r; r {
+			s.hunting[d] = struct{}{}
+			d.huntSince = s.now
+		} else {
+			delete(s.hunting, d)
+		}
 	}
-	d.huntSince = d.c.s.now
-	d.resyncing, d.quiet = false, false
-}
-
-// rules returns the strict rules frames found by a search must meet.
-func (d *wsDir) rules() wsframe.Rules {
-	r := wsframe.Rules{Sender: d.dir.Sender()}
-	if d.rsv1 {
-		r.Extensions = wsframe.RSV1
-	}
-	return r
-}
-
-func (d *wsDir) maxMessage() int64 {
-	if m := d.c.s.cfg.Limits.MaxMessageSize; m > 0 {
-		return m
-	}
-	return wsframe.DefaultMaxMessageSize
 }
 
 // feed decodes the next bytes of the stream.
@@ -117,49 +88,28 @@ func (d *wsDir) feed(p []byte) {
 	if d.checkStart {
 		d.checkStart = false
 		if !d.sd.r.fromSYN {
-			d.startMidStream()
+			d.dec.StartMidStream()
 		}
 	}
-	if d.hunt != nil {
-		rest, done := d.hunt.step(p, huntMore, d.onFound, d.onControl)
-		if !done {
-			return
-		}
-		d.endHunt()
-		p = rest
-	}
-	d.decode(p)
+	d.dec.Feed(p)
+	d.watchHunt()
 }
 
-// finishHunt decides a pending resynchronisation when no more bytes will come
-// soon: the stream ended, or waited too long.
-func (d *wsDir) finishHunt(mode int) {
-	if d.hunt == nil {
-		return
-	}
-	rest, done := d.hunt.step(nil, mode, d.onFound, d.onControl)
-	if done {
-		d.endHunt()
-		d.decode(rest)
-	}
+// idle decides a pending resynchronisation when no bytes came for a while.
+func (d *wsDir) idle() {
+	d.dec.Idle()
+	d.watchHunt()
 }
 
-func (d *wsDir) endHunt() {
-	d.hunt = nil
-	d.trk = tracker{} // at the header of a message start
+// end decides a pending resynchronisation at the end of the stream.
+func (d *wsDir) end() {
+	d.dec.End()
+	d.hunting = false
 	delete(d.c.s.hunting, d)
-	// The decoder, told of the gap, now gets bytes that start at a frame header:
-	// it finds it without skipping anything, which was reported already.
-	d.resyncing, d.quiet = true, true
 }
 
-// found reports the resynchronisation the resyncer completed.
-func (d *wsDir) found(skipped int64) {
-	if d.quiet && skipped == 0 {
-		d.quiet = false
-		return
-	}
-	d.quiet = false
+// Resync reports a resynchronisation the decoder completed (wsframe.DecodeHandler).
+func (d *wsDir) Resync(skipped int64) {
 	s := d.c.s
 	s.stats.Resyncs++
 	for _, o := range s.cap {
@@ -167,111 +117,22 @@ func (d *wsDir) found(skipped int64) {
 	}
 }
 
-// control delivers a control frame the resyncer found.
-func (d *wsDir) control(h wsframe.Header, payload []byte) {
-	frames := [1]wsframe.Header{h}
-	d.message(&wsframe.Message{Opcode: h.Opcode, Payload: payload, Wire: payload, Frames: frames[:]})
-}
-
-// decode passes bytes to the decoder, except an invalid header and what follows
-// it, which go to a resynchronisation instead.
-func (d *wsDir) decode(p []byte) {
-	if d.held {
-		d.carry = append(append(d.carry[:0], d.heldByte), p...)
-		p, d.held = d.carry, false
-	}
-	for len(p) > 0 {
-		n, hold, err := d.trk.scan(p)
-		if n > 0 {
-			d.feedDecoder(p[:n])
-		}
-		if hold {
-			d.held, d.heldByte = true, p[n]
-			break
-		}
-		if err == nil {
-			break
-		}
-		s := d.c.s
-		s.stats.Errors++
-		for _, o := range s.cap {
-			o.StreamError(d.c.pc, d.dir, s.pktTime, err)
-		}
-		d.startHunt()
-		d.hunt.skipped++ // the bad header's first byte
-		rest, done := d.hunt.step(p[n+1:], huntMore, d.onFound, d.onControl)
-		if !done {
-			break
-		}
-		d.endHunt()
-		p = rest
-	}
-	if cap(d.carry) > keepInflated {
-		d.carry = nil
-	}
-}
-
-// feedDecoder passes bytes the tracker accepted to the decoder.
-func (d *wsDir) feedDecoder(p []byte) {
-	err := d.dec.Feed(p, d.emit)
-	if err == nil {
-		return
-	}
+// Error reports a protocol error, after which the decoder resynchronises, or a
+// message over the limits, which it skips (wsframe.DecodeHandler).
+func (d *wsDir) Error(err error) {
 	s := d.c.s
-	if errors.Is(err, wsframe.ErrResync) {
-		d.resynced()
-		return
-	}
-	// A message over the limits, which the decoder skips; any other error would
-	// be one the tracker missed, after which the decoder resynchronises itself.
 	s.stats.Errors++
 	for _, o := range s.cap {
 		o.StreamError(d.c.pc, d.dir, s.pktTime, err)
 	}
 }
 
-// resynced reports a resynchronisation the decoder completed.
-func (d *wsDir) resynced() {
-	if !d.resyncing {
-		return // reported already, when a message came out first
-	}
-	quiet := d.quiet
-	d.resyncing, d.quiet = false, false
-	n := d.dec.Resynced()
-	if quiet && n == 0 {
-		return
-	}
-	s := d.c.s
-	s.stats.Resyncs++
-	for _, o := range s.cap {
-		o.Resync(d.c.pc, d.dir, s.pktTime, n)
-	}
-}
-
 // gap handles n bytes lost from the stream: the message in progress is lost, and
-// under context takeover the inflate window is no longer known. When the gap falls
-// inside a frame's payload, the next frame is known to start where that frame
-// ends; otherwise the resyncer searches for it.
+// under context takeover the inflate window is no longer known.
 func (d *wsDir) gap(n int64) {
 	d.checkStart = false
-	if d.hunt != nil {
-		// Still looking for a frame after an earlier gap (or the capture's start):
-		// decide with what came before this one, or the messages between the two
-		// gaps would be lost for want of a longer chain.
-		d.finishHunt(huntGap)
-	}
-	lost, known, skip := false, false, uint64(0)
-	if d.hunt == nil {
-		lost = d.dec.InMessage() || d.trk.inFrame && d.trk.ctrl
-		if d.trk.inFrame && d.trk.hdrLen == 0 && !d.held && uint64(n) <= d.trk.remaining {
-			known, skip = true, d.trk.remaining-uint64(n)
-		}
-	}
-	d.held = false
-	d.startHunt()
-	if known {
-		d.hunt.skip, d.hunt.verified = skip, true
-	}
+	lost := d.dec.Gap(n)
+	d.watchHunt()
 	if d.takeover && d.broken == "" {
 		d.broken = "bytes of this direction are missing from the capture, and under context takeover a message may refer back to them"
 	}
@@ -286,11 +147,8 @@ func (d *wsDir) gap(n int64) {
 	}
 }
 
-// message handles a message the decoder completed.
-func (d *wsDir) message(m *wsframe.Message) {
-	if d.resyncing && d.hunt == nil {
-		d.resynced()
-	}
+// Message handles a message the decoder completed (wsframe.DecodeHandler).
+func (d *wsDir) Message(m *wsframe.Message) {
 	c, s := d.c, d.c.s
 	rec := &s.rec
 	*rec = plugins.Record{Conn: c.pc, Dir: d.dir, Seq: d.seq, Opcode: m.Opcode, Time: s.pktTime,

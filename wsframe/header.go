@@ -155,6 +155,9 @@ type Rules struct {
 // wraps one of the package's *ProtocolError sentinels. Sequencing across frames
 // (continuations, interleaved control frames) is the [Assembler]'s job.
 func (r Rules) Check(h Header, n int) error {
+	if r.valid(h, n) {
+		return nil
+	}
 	if h.Opcode.IsReserved() {
 		return fmt.Errorf("%w 0x%X", ErrReservedOpcode, uint8(h.Opcode))
 	}
@@ -185,4 +188,17 @@ func (r Rules) Check(h Header, n int) error {
 		return fmt.Errorf("%w: %d in a %d-byte header", ErrNonMinimalLength, h.Length, n)
 	}
 	return nil
+}
+
+// valid reports whether Check accepts h, without building an error: a search
+// for frame headers calls it at every byte.
+func (r Rules) valid(h Header, n int) bool {
+	if h.Opcode.IsReserved() || h.Opcode.IsControl() && (h.Length > MaxControlPayload || !h.Fin) {
+		return false
+	}
+	if r.Lenient {
+		return true
+	}
+	return h.Rsv&^r.Extensions == 0 && (r.Sender != Client || h.Masked) && (r.Sender != Server || !h.Masked) &&
+		h.Length>>63 == 0 && n == h.EncodedLen()
 }

@@ -55,7 +55,6 @@ func init() {
 		"ErrNonMinimalLength":     reflect.ValueOf(&wsframe.ErrNonMinimalLength).Elem(),
 		"ErrReservedBits":         reflect.ValueOf(&wsframe.ErrReservedBits).Elem(),
 		"ErrReservedOpcode":       reflect.ValueOf(&wsframe.ErrReservedOpcode).Elem(),
-		"ErrResync":               reflect.ValueOf(&wsframe.ErrResync).Elem(),
 		"ErrShortHeader":          reflect.ValueOf(&wsframe.ErrShortHeader).Elem(),
 		"ErrTooManyFrames":        reflect.ValueOf(&wsframe.ErrTooManyFrames).Elem(),
 		"ErrUnexpectedContinue":   reflect.ValueOf(&wsframe.ErrUnexpectedContinue).Elem(),
@@ -90,6 +89,7 @@ func init() {
 		"AssemblerConfig": reflect.ValueOf((*wsframe.AssemblerConfig)(nil)),
 		"CloseCode":       reflect.ValueOf((*wsframe.CloseCode)(nil)),
 		"Compression":     reflect.ValueOf((*wsframe.Compression)(nil)),
+		"DecodeHandler":   reflect.ValueOf((*wsframe.DecodeHandler)(nil)),
 		"Decoder":         reflect.ValueOf((*wsframe.Decoder)(nil)),
 		"DeflateParams":   reflect.ValueOf((*wsframe.DeflateParams)(nil)),
 		"Deflater":        reflect.ValueOf((*wsframe.Deflater)(nil)),
@@ -105,5 +105,26 @@ func init() {
 		"Rules":           reflect.ValueOf((*wsframe.Rules)(nil)),
 		"Side":            reflect.ValueOf((*wsframe.Side)(nil)),
 		"Writer":          reflect.ValueOf((*wsframe.Writer)(nil)),
+
+		// interface wrapper definitions
+		"_DecodeHandler": reflect.ValueOf((*_github_com_wstap_wstap_wsframe_DecodeHandler)(nil)),
 	}
+}
+
+// _github_com_wstap_wstap_wsframe_DecodeHandler is an interface wrapper for DecodeHandler type
+type _github_com_wstap_wstap_wsframe_DecodeHandler struct {
+	IValue   interface{}
+	WError   func(err error)
+	WMessage func(m *wsframe.Message)
+	WResync  func(skipped int64)
+}
+
+func (W _github_com_wstap_wstap_wsframe_DecodeHandler) Error(err error) {
+	W.WError(err)
+}
+func (W _github_com_wstap_wstap_wsframe_DecodeHandler) Message(m *wsframe.Message) {
+	W.WMessage(m)
+}
+func (W _github_com_wstap_wstap_wsframe_DecodeHandler) Resync(skipped int64) {
+	W.WResync(skipped)
 }

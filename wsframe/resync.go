@@ -1,20 +1,19 @@
-package sniff
+package wsframe
 
 import (
 	"unicode/utf8"
-
-	"github.com/wstap/wstap/wsframe"
 )
 
-// Resynchronisation after lost bytes. wsframe.Decoder resynchronises on the first
-// header its rules accept, which random bytes (masked or binary payload) satisfy
-// every fifty bytes or so: the bogus frame that follows can swallow the real
-// messages after a gap. So after a gap the sniffer looks for the next frame itself
-// and accepts a position only when the chain of frames that starts there would be
-// too unlikely in random bytes: each header must be valid under strict rules and
-// in a valid sequence, and the chain is followed until the chance that random
-// bytes hold such a chain somewhere in what was searched drops below
-// falseChance. Then it hands the decoder the stream from a message start.
+// Resynchronisation after lost bytes, for the [Decoder]. Accepting the first header
+// the rules allow is not enough: random bytes (masked or binary payload) hold one
+// every fifty bytes or so, and the bogus frame that follows can swallow the real
+// messages after a gap. So a position is accepted only when the chain of frames
+// that starts there would be too unlikely in random bytes: each header must be
+// valid under strict rules and in a valid sequence, and what can be checked of
+// the payloads must hold (text is UTF-8, a close code is valid); the chain is
+// followed until the chance that random bytes hold such a chain somewhere in
+// what was searched drops below falseChance. The Decoder then gets the stream
+// from a message start.
 
 const (
 	// falseChance is the accepted chance of taking random bytes for frames.
@@ -33,7 +32,7 @@ const (
 // same top bit in every fourth byte. So 1/8, and a 16-bit (64-bit) length, which
 // needs one of 128 values in the second byte (and five zero bytes besides, under a
 // 64 MiB limit), is rarer by that much.
-func headerOdds(h wsframe.Header, n int) float64 {
+func headerOdds(h Header, n int) float64 {
 	p := 1.0 / 8
 	if h.Masked {
 		n -= 4
@@ -49,7 +48,7 @@ func headerOdds(h wsframe.Header, n int) float64 {
 
 // exactOdds returns the chance that a frame with a random length of h's encoding
 // ends exactly where the bytes end.
-func exactOdds(h wsframe.Header) float64 {
+func exactOdds(h Header) float64 {
 	switch {
 	case h.Length <= 125:
 		return 1.0 / 126
@@ -70,7 +69,7 @@ const (
 // after a gap. Control frames found before the first message start are handed out
 // whole; continuation frames of the message the gap cut are skipped.
 type resyncer struct {
-	rules    wsframe.Rules // strict
+	rules    Rules // strict
 	maxMsg   uint64
 	buf      []byte
 	skipped  int64 // bytes dropped so far
@@ -89,17 +88,18 @@ type resyncer struct {
 // maxCands bounds the positions waiting for more bytes.
 const maxCands = 1024
 
-func newResyncer(rules wsframe.Rules, maxMsg int64) *resyncer {
+func newResyncer(rules Rules, maxMsg int64) *resyncer {
 	rules.Lenient = false
 	return &resyncer{rules: rules, maxMsg: uint64(maxMsg)}
 }
 
 // step takes the next bytes of the stream (p may be nil) and returns, once a
-// message start is found, the stream from there on (done). onControl receives each
-// control frame before it (header and unmasked payload, valid during the call);
-// onFound is called once, at the first accepted frame, with the bytes skipped up
-// to it. mode says what may be assumed about bytes still to come.
-func (r *resyncer) step(p []byte, mode int, onFound func(skipped int64), onControl func(h wsframe.Header, payload []byte)) ([]byte, bool) {
+// message start is found, the stream from there on (done; the buffer is the
+// caller's from then on). onControl receives each control frame before it
+// (header and unmasked payload, valid during the call); onFound is called once,
+// at the first accepted frame, with the bytes skipped up to it. mode says what
+// may be assumed about bytes still to come.
+func (r *resyncer) step(p []byte, mode int, onFound func(skipped int64), onControl func(h Header, payload []byte)) ([]byte, bool) {
 	if r.skip > 0 {
 		n := min(uint64(len(p)), r.skip)
 		r.skip -= n
@@ -121,17 +121,17 @@ func (r *resyncer) step(p []byte, mode int, onFound func(skipped int64), onContr
 			r.verified = true
 			r.reset()
 		}
-		h, n, err := wsframe.ParseHeader(r.buf)
+		h, n, err := ParseHeader(r.buf)
 		if err != nil {
 			return nil, false // wait for the rest of the header
 		}
-		if r.rules.Check(h, n) != nil {
+		if !r.rules.valid(h, n) {
 			r.verified = false
 			r.reset()
 			r.drop(1)
 			continue
 		}
-		if !r.found && h.Opcode != wsframe.OpContinuation {
+		if !r.found && h.Opcode != OpContinuation {
 			r.found = true
 			onFound(r.skipped)
 		}
@@ -143,11 +143,11 @@ func (r *resyncer) step(p []byte, mode int, onFound func(skipped int64), onContr
 			}
 			payload := r.buf[n:total]
 			if h.Masked {
-				wsframe.Mask(h.Mask, 0, payload)
+				Mask(h.Mask, 0, payload)
 			}
 			onControl(h, payload)
 			r.buf = r.buf[:copy(r.buf, r.buf[total:])]
-		case h.Opcode == wsframe.OpContinuation, h.Length > r.maxMsg:
+		case h.Opcode == OpContinuation, h.Length > r.maxMsg:
 			// The rest of the message the gap cut, or a message too large to
 			// hold (its continuations follow as orphans): skip it.
 			if uint64(len(r.buf)) < total {
@@ -264,7 +264,7 @@ func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, ex
 	state := unknown
 	pos := uint64(0)
 	odds = 1
-	var last wsframe.Header
+	var last Header
 	for k := range maxChain {
 		if uint64(len(b)) == pos && k > 0 {
 			return chainNeedMore, odds * exactOdds(last), true
@@ -272,18 +272,18 @@ func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, ex
 		if uint64(len(b)) < pos+2 {
 			return chainNeedMore, odds, false
 		}
-		hl := wsframe.HeaderLen(b[pos], b[pos+1])
+		hl := HeaderLen(b[pos], b[pos+1])
 		if uint64(len(b)) < pos+uint64(hl) {
 			return chainNeedMore, odds, false
 		}
-		h, n, _ := wsframe.ParseHeader(b[pos:])
+		h, n, _ := ParseHeader(b[pos:])
 		op := h.Opcode
 		switch {
-		case r.rules.Check(h, n) != nil:
+		case !r.rules.valid(h, n):
 			return chainBad, 0, false
-		case k == 0 && op == wsframe.OpContinuation:
+		case k == 0 && op == OpContinuation:
 			return chainBad, 0, false // cannot tell a continuation from payload
-		case op == wsframe.OpContinuation && state == between:
+		case op == OpContinuation && state == between:
 			return chainBad, 0, false
 		case op.IsData() && state == inside:
 			return chainBad, 0, false
@@ -296,7 +296,7 @@ func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, ex
 			if !h.Fin {
 				state = inside
 			}
-		case op == wsframe.OpContinuation && state == inside && h.Fin:
+		case op == OpContinuation && state == inside && h.Fin:
 			state = between
 		}
 		if !r.plausible(h, b[pos+uint64(n):min(uint64(len(b)), pos+uint64(n)+h.Length)]) {
@@ -324,14 +324,14 @@ const maxCheck = 1 << 10
 // the shortest payloads, so a false header announcing text or a close is rejected,
 // which the header odds alone cannot do. Real text that is not UTF-8 is only
 // skipped over by a search, never by the decoder.
-func (r *resyncer) plausible(h wsframe.Header, p []byte) bool {
+func (r *resyncer) plausible(h Header, p []byte) bool {
 	whole := uint64(len(p)) == h.Length
 	switch {
-	case h.Opcode == wsframe.OpClose:
+	case h.Opcode == OpClose:
 		if !whole {
 			return true // not all here yet: decided when it is
 		}
-	case h.Opcode == wsframe.OpText && h.Rsv&wsframe.RSV1 == 0:
+	case h.Opcode == OpText && h.Rsv&RSV1 == 0:
 		if len(p) > maxCheck {
 			p, whole = p[:maxCheck], false
 		}
@@ -341,10 +341,10 @@ func (r *resyncer) plausible(h wsframe.Header, p []byte) bool {
 	q := append(r.scratch[:0], p...)
 	r.scratch = q
 	if h.Masked {
-		wsframe.Mask(h.Mask, 0, q)
+		Mask(h.Mask, 0, q)
 	}
-	if h.Opcode == wsframe.OpClose {
-		_, _, err := wsframe.ParseClose(q)
+	if h.Opcode == OpClose {
+		_, _, err := ParseClose(q)
 		return err == nil
 	}
 	if !whole || !h.Fin {
@@ -371,7 +371,7 @@ const maxCover = 64 << 10
 // at i, the run is the better explanation, and its start is returned instead.
 func (r *resyncer) better(i int) int {
 	for range maxChain {
-		h, n, err := wsframe.ParseHeader(r.buf[i:])
+		h, n, err := ParseHeader(r.buf[i:])
 		if err != nil || h.Length > maxCover {
 			return i
 		}
@@ -402,20 +402,20 @@ func (r *resyncer) converges(from int, to uint64) (float64, bool) {
 	inside, started := false, false
 	pos := uint64(from)
 	odds := 1.0
-	var last wsframe.Header
+	var last Header
 	for k := 0; pos < to; k++ {
 		if k == maxChain || uint64(len(r.buf)) < pos+2 {
 			return 0, false
 		}
-		h, n, err := wsframe.ParseHeader(r.buf[pos:])
-		if err != nil || r.rules.Check(h, n) != nil {
+		h, n, err := ParseHeader(r.buf[pos:])
+		if err != nil || !r.rules.valid(h, n) {
 			return 0, false
 		}
 		op := h.Opcode
 		switch {
-		case k == 0 && op == wsframe.OpContinuation:
+		case k == 0 && op == OpContinuation:
 			return 0, false
-		case op == wsframe.OpContinuation && started && !inside:
+		case op == OpContinuation && started && !inside:
 			return 0, false
 		case op.IsData() && inside:
 			return 0, false
