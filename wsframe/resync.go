@@ -303,7 +303,9 @@ func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, ex
 			return chainBad, 0, false
 		}
 		odds *= headerOdds(h, n)
-		if odds*tries < falseChance {
+		if odds*tries < falseChance && k > 0 {
+			// (Never on one header: a header announcing a long payload is
+			// common enough in random bytes, and its payload is not checked yet.)
 			return chainGood, odds, false
 		}
 		last = h
