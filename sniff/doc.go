@@ -42,8 +42,9 @@
 //     can still take a binary or ping/pong header in the lost message's tail that
 //     happens to point exactly at a real frame, which no check of the bytes can
 //     refute: then one bogus message precedes the real ones, or takes the place
-//     of one (measured: about 1% of the synthetic captures with such gaps). A lone
-//     frame right before the end of a stream may not be trusted.
+//     of one (measured on synthetic captures of random payloads: 1.5% of such
+//     searches show a bogus message, 0.8% miss a real one). A lone frame right
+//     before the end of a stream may not be trusted.
 //
 // Under permessage-deflate with context takeover the inflate window is unknown
 // after a gap (and in a capture that started mid-stream): later messages are
