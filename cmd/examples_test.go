@@ -15,12 +15,14 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wstap/wstap/examples/encrypted-chat/chatcrypto"
+	"github.com/wstap/wstap/internal/tcpdumptest"
 )
 
 // exOtherKey is a key other than the demo key, to check that each hook style can be
@@ -525,6 +527,75 @@ func TestExamplesChat(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExamplesChatSniff records the chat's traffic with tcpdump (a client talking
+// to the chat server directly, no proxy) and reads the capture back with wstap
+// sniff and the chat codec in each hook style: the log shows the plaintext of
+// every chat message in both directions, the raw message passes untouched, and a
+// replace after the codec changes nothing (sniff hooks are read-only).
+func TestExamplesChatSniff(t *testing.T) {
+	e := exSetup(t)
+	const hello = `{"user":"alice","text":"hello world"}`
+	chat := e.start(t, nil, "encrypted-chat", "-listen", "127.0.0.1:0")
+	chatAddr := chat.wait(t, chat.stdout, exChatRE)
+	_, portStr, _ := strings.Cut(chatAddr, ":")
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		t.Fatalf("chat address %q: %v", chatAddr, err)
+	}
+	capture := filepath.Join(t.TempDir(), "chat.pcap")
+	rec := tcpdumptest.Start(t, capture, port)
+	c := e.start(t, nil, "encrypted-chat", "-client", "ws://"+chatAddr+"/ws", "-timeout", "10s",
+		"-user", "alice", "-raw", exRaw, "-send", "hello world")
+	if code := c.finish(t); code != 0 || !strings.Contains(c.stdout.String(), "got user=alice text=hello world\n") {
+		t.Fatalf("chat client: exit %d\n%s%s", code, c.stdout, c.stderr)
+	}
+	chat.interrupt(t)
+	rec.Stop(t)
+
+	for _, st := range exStyles {
+		t.Run(st.name, func(t *testing.T) {
+			if st.name == "exec" {
+				needPython3(t)
+			}
+			logFile := filepath.Join(t.TempDir(), "sniff.jsonl")
+			w := e.start(t, nil, st.bin, "sniff", "-r", capture, "--log", logFile, "--quiet", "--hook", st.hook, "--hook", exReplace)
+			if code := w.finish(t); code != 0 {
+				t.Fatalf("%s sniff: exit %d\n%s", st.bin, code, w.stderr)
+			}
+			data, err := os.ReadFile(logFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var texts []map[string]any
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				var ev map[string]any
+				if err := json.Unmarshal([]byte(line), &ev); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				if ev["event"] == "open" && ev["mode"] != "sniff" {
+					t.Errorf("open event %v: want mode sniff", ev)
+				}
+				if ev["event"] == "message" && ev["opcode"] == "text" {
+					texts = append(texts, ev)
+				}
+			}
+			// The raw text, hello from the client, and hello broadcast back.
+			if len(texts) != 3 || texts[0]["dir"] != "c2s" || texts[1]["dir"] != "c2s" || texts[2]["dir"] != "s2c" {
+				t.Fatalf("text messages %v: want the raw one and hello from the client, then hello back", texts)
+			}
+			if exStr(texts[0], "payload") != exRaw || texts[0]["decoded"] != nil {
+				t.Errorf("raw message event %v: want the raw text, not decoded", texts[0])
+			}
+			for _, ev := range texts[1:] {
+				checkDecoded(t, ev, chatcrypto.DemoKey, hello, false)
+			}
+			if !strings.Contains(w.stderr.String(), "read-only") {
+				t.Errorf("%s sniff does not say its hooks are read-only:\n%s", st.bin, w.stderr)
+			}
+		})
+	}
 }
 
 // TestExamplesDocs checks that the hook specs in the tutorial's commands are the

@@ -1,7 +1,6 @@
 package sniff
 
 import (
-	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
@@ -29,6 +28,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/gorilla/websocket"
 
+	"github.com/wstap/wstap/internal/tcpdumptest"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
 )
@@ -597,111 +597,6 @@ func runLoopbackClient(t *testing.T, addr string, compress bool, script []sentMs
 	}
 }
 
-// tcpdumpRecorder records loopback traffic on one TCP port into a file.
-type tcpdumpRecorder struct {
-	cmd    *exec.Cmd
-	cancel context.CancelFunc
-	stderr bytes.Buffer // what tcpdump printed after "listening on"
-	done   chan struct{}
-	file   string
-}
-
-// startTcpdump starts tcpdump on lo for port and waits until it captures. Without
-// permission to capture it fails the test under CI and skips it elsewhere.
-func startTcpdump(t *testing.T, tcpdump, file string, port int) *tcpdumpRecorder {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	args := []string{"-i", "lo", "-n", "-U", "--immediate-mode", "-B", "32768", "-s", "0", "-w", file}
-	if os.Geteuid() == 0 {
-		args = append(args, "-Z", "root") // keep the right to write into the test's directory
-	}
-	args = append(args, fmt.Sprintf("tcp port %d", port))
-	r := &tcpdumpRecorder{cmd: exec.CommandContext(ctx, tcpdump, args...), cancel: cancel, done: make(chan struct{}), file: file}
-	r.cmd.WaitDelay = 5 * time.Second
-	pipe, err := r.cmd.StderrPipe()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := r.cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("tcpdump: %v", err)
-	}
-	listening := make(chan bool, 1)
-	var head bytes.Buffer // stderr up to "listening on"
-	go func() {
-		defer close(r.done)
-		sc := bufio.NewScanner(pipe)
-		ok := false
-		for sc.Scan() {
-			if !ok {
-				head.WriteString(sc.Text() + "\n")
-				if strings.Contains(sc.Text(), "listening on lo") {
-					ok = true
-					listening <- true
-				}
-				continue
-			}
-			r.stderr.WriteString(sc.Text() + "\n")
-		}
-		if !ok {
-			listening <- false
-		}
-	}()
-	var ok bool
-	select {
-	case ok = <-listening:
-	case <-time.After(20 * time.Second):
-	}
-	if !ok {
-		cancel()
-		<-r.done
-		r.cmd.Wait()
-		msg := strings.TrimSpace(head.String())
-		if os.Getenv("CI") == "" && (strings.Contains(msg, "ermission") || strings.Contains(msg, "not permitted")) {
-			t.Skipf("tcpdump may not capture on lo here: %s", msg)
-		}
-		t.Fatalf("tcpdump did not start capturing: %s", msg)
-	}
-	t.Cleanup(func() { r.kill() })
-	return r
-}
-
-// stop waits until the capture file stops growing (every packet written: -U),
-// interrupts tcpdump and waits for it; it reports the packets the kernel dropped.
-func (r *tcpdumpRecorder) stop(t *testing.T) {
-	t.Helper()
-	last, stable := int64(-1), 0
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && stable < 5; {
-		time.Sleep(100 * time.Millisecond)
-		if fi, err := os.Stat(r.file); err == nil && fi.Size() == last {
-			stable++
-		} else if err == nil {
-			last, stable = fi.Size(), 0
-		}
-	}
-	if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	<-r.done
-	err := r.cmd.Wait()
-	r.cancel()
-	if err != nil {
-		t.Fatalf("tcpdump: %v: %s", err, r.stderr.Bytes())
-	}
-	out := r.stderr.String()
-	t.Logf("tcpdump: %s", strings.ReplaceAll(strings.TrimSpace(out), "\n", "; "))
-	if !strings.Contains("\n"+out, "\n0 packets dropped by kernel") {
-		t.Fatalf("tcpdump dropped packets: %s", out)
-	}
-}
-
-func (r *tcpdumpRecorder) kill() {
-	r.cancel()
-	<-r.done
-	r.cmd.Wait()
-}
-
 // expectedMessages returns what the sniffer must report for the loopback script:
 // each message and its echo, the ping and its pong, the after-ping text, and the
 // closes (4001 "bye"; the server answers 4001 without a reason).
@@ -727,7 +622,6 @@ func TestLoopbackCaptureOracle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("records traffic with tcpdump")
 	}
-	tcpdump := needTool(t, "tcpdump")
 	script := loopbackScript()
 	for _, tc := range []struct {
 		name     string
@@ -740,11 +634,11 @@ func TestLoopbackCaptureOracle(t *testing.T) {
 			}
 			port := ln.Addr().(*net.TCPAddr).Port
 			file := filepath.Join(t.TempDir(), "lo.pcap")
-			rec := startTcpdump(t, tcpdump, file, port)
+			rec := tcpdumptest.Start(t, file, port)
 			stopServer := echoServer(t, ln, tc.compress)
 			runLoopbackClient(t, ln.Addr().String(), tc.compress, script)
 			stopServer()
-			rec.stop(t)
+			rec.Stop(t)
 
 			got, r := wstapMessages(t, file)
 			opens, closes := r.kinds("open"), r.kinds("close")
@@ -803,7 +697,6 @@ func TestLoopbackCaptureContextTakeover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("records traffic with tcpdump")
 	}
-	tcpdump := needTool(t, "tcpdump")
 	script := loopbackScript()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -811,7 +704,7 @@ func TestLoopbackCaptureContextTakeover(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	file := filepath.Join(t.TempDir(), "lo.pcap")
-	rec := startTcpdump(t, tcpdump, file, port)
+	rec := tcpdumptest.Start(t, file, port)
 
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := coder.Accept(w, r, &coder.AcceptOptions{CompressionMode: coder.CompressionContextTakeover})
@@ -888,7 +781,7 @@ func TestLoopbackCaptureContextTakeover(t *testing.T) {
 	cancel()
 	srv.Close()
 	<-served
-	rec.stop(t)
+	rec.Stop(t)
 
 	got, r := wstapMessages(t, file)
 	opens, closes := r.kinds("open"), r.kinds("close")
