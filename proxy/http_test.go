@@ -754,18 +754,15 @@ func TestHTTPUpstreamTLSVerified(t *testing.T) {
 	app, srv := startHTApp(t, true, htQuiet)
 	wsSrv := htWSEcho(t, true, htQuiet)
 
-	// Without UpstreamInsecure the upstream's self-signed certificate is refused.
+	// Without UpstreamInsecure the upstream's self-signed certificate is refused,
+	// and the client is told so with a 502 (as from any proxy), over the
+	// intercepted TLS connection.
 	strict := startProxy(t, proxy.Config{}, plugins.FailOpen)
 	c := htClient(t, strict, nil)
-	resp, err := c.Get(srv.URL + "/echo/secret")
-	if err == nil {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode < 500 || strings.Contains(string(body), "/echo/secret") {
-			t.Errorf("https to a self-signed upstream: got %s %q, want an error or a 5xx without the upstream's content", resp.Status, body)
-		}
+	resp, body := htDo(t, c, htNewRequest(t, http.MethodGet, srv.URL+"/echo/secret", nil))
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "certificate") || strings.Contains(string(body), "/echo/secret") {
+		t.Errorf("https to a self-signed upstream: got %s %q, want 502 naming the certificate", resp.Status, body)
 	}
-	t.Logf("https to a self-signed upstream through a verifying proxy: resp=%v err=%v", resp != nil, err)
 	if n := app.hits.Load(); n != 0 {
 		t.Errorf("the self-signed upstream served %d requests through a verifying proxy, want 0", n)
 	}
@@ -773,8 +770,8 @@ func TestHTTPUpstreamTLSVerified(t *testing.T) {
 	if err == nil {
 		ws.Close()
 		t.Errorf("wss:// to a self-signed upstream through a verifying proxy: handshake succeeded, want it refused")
-	} else if wsResp != nil && wsResp.StatusCode == http.StatusSwitchingProtocols {
-		t.Errorf("wss:// to a self-signed upstream: got 101 (%v)", err)
+	} else if wsResp == nil || wsResp.StatusCode != http.StatusBadGateway {
+		t.Errorf("wss:// to a self-signed upstream: %v (response %v), want a 502", err, wsResp)
 	}
 	if n := wsSrv.upgrades.Load(); n != 0 {
 		t.Errorf("the self-signed WebSocket upstream accepted %d handshakes through a verifying proxy, want 0", n)
@@ -1085,4 +1082,39 @@ func TestHTTPShutdownClosesEverything(t *testing.T) {
 	plain.Close()
 	wsSrv.Close()
 	goleak.VerifyNone(t, ignore)
+}
+
+// TestHTTPUpstreamUnreachable: a server that refuses connections gets the client a
+// 502 naming the error, for plain HTTP, intercepted HTTPS, ws:// and wss://, and
+// the proxy goes on serving.
+func TestHTTPUpstreamUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there any more: connections are refused
+
+	tp := startProxy(t, proxy.Config{}, plugins.FailOpen)
+	c := htClient(t, tp, nil)
+	for _, u := range []string{"http://" + dead + "/x", "https://" + dead + "/x"} {
+		resp, body := htDo(t, c, htNewRequest(t, http.MethodGet, u, nil))
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "refused") {
+			t.Errorf("GET %s: %s %q, want 502 saying the connection was refused", u, resp.Status, body)
+		}
+	}
+	for _, u := range []string{"ws://" + dead + "/ws", "wss://" + dead + "/ws"} {
+		ws, resp, err := tp.Dialer().Dial(u, nil)
+		if err == nil {
+			ws.Close()
+			t.Errorf("%s: handshake succeeded", u)
+		} else if resp == nil || resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("%s: %v (response %v), want a 502", u, err, resp)
+		}
+	}
+	// Still serving.
+	_, srv := startHTApp(t, false, htQuiet)
+	if resp, _ := htDo(t, c, htNewRequest(t, http.MethodGet, srv.URL+"/echo/after", nil)); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the failures: %s, want 200", resp.Status)
+	}
 }

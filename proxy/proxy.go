@@ -167,6 +167,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 // transport speaks, keeps the client's header values intact, records which server
 // the transport connects to, and runs the handshake hooks.
 func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	ctx.RoundTripper = goproxy.RoundTripperFunc(p.roundTrip)
 	switch r.URL.Scheme {
 	case "ws":
 		r.URL.Scheme = "http"
@@ -186,6 +187,23 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { info.server.Store(&ci.Conn) }}
 	ctx.UserData = info
 	return r.WithContext(httptrace.WithClientTrace(r.Context(), trace)), nil
+}
+
+// roundTrip sends a request upstream. When that fails (no connection, a TLS
+// certificate that does not verify, a timeout) the client gets a 502 that says
+// why, as from any proxy; goproxy would drop an intercepted HTTPS connection
+// without a word, and answer plain HTTP with a 500.
+func (p *Proxy) roundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	resp, err := p.tr.RoundTrip(r)
+	if err == nil {
+		return resp, nil
+	}
+	if r.Context().Err() != nil {
+		return nil, err // the client is gone: nobody to answer
+	}
+	p.log.Warn("upstream request failed", "method", r.Method, "url", r.URL.String(), "err", err)
+	return goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusBadGateway,
+		fmt.Sprintf("wstap: cannot reach %s: %v\n", r.URL.Host, err)), nil
 }
 
 // keepUserAgent stops Go's client from adding "User-Agent: Go-http-client/1.1" to a
