@@ -331,6 +331,7 @@ type pumper struct {
 	streamLen    int64
 	streamFrames int
 	streamTime   time.Time
+	text         utf8Stream // the UTF-8 check of a streamed text message
 	preview      []byte
 	buf          []byte
 }
@@ -525,6 +526,8 @@ func (pp *pumper) startStream(op wsframe.Opcode, frames []wsframe.Header, wire [
 	pp.streamOp, pp.streamLen, pp.streamFrames = op, int64(len(wire)), len(frames)
 	pp.streamTime = pp.clock()
 	pp.preview = append(pp.preview[:0], wire[:min(len(wire), previewBytes)]...)
+	pp.text.reset()
+	pp.text.write(wire) // the assembled part, unmasked
 	out := pp.out
 	out.mu.Lock()
 	defer out.mu.Unlock()
@@ -582,6 +585,13 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 			if err != nil {
 				return err
 			}
+			if pp.streamOp == wsframe.OpText && pp.text.valid(false) {
+				// Forwarded (the writer copied or sent the bytes): unmask in place.
+				if h.Masked {
+					wsframe.Mask(h.Mask, pos-n, pp.buf[:n])
+				}
+				pp.text.write(pp.buf[:n])
+			}
 		}
 		if errors.Is(rerr, io.EOF) {
 			break
@@ -599,6 +609,13 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 		close(out.closeWritten)
 		out.mu.Unlock()
 		return errEnded
+	}
+	if pp.streamOp == wsframe.OpText && !pp.text.valid(h.Fin) {
+		// Like a text message the hooks see, one that is not UTF-8 fails the
+		// connection (1007); streamed, it is found out only as it passes, so
+		// the frame went out whole first and the close follows it.
+		out.mu.Unlock()
+		return wsframe.ErrInvalidUTF8
 	}
 	if h.Fin {
 		// Log the message (like any message, when it completes: a ping between its

@@ -970,6 +970,16 @@ func TestRelayCloseAndErrors(t *testing.T) {
 			frame := wsframe.AppendHeader(nil, wsframe.Header{Fin: true, Opcode: wsframe.OpBinary, Masked: true, Length: 1})
 			s.sc.SendRaw(append(frame, 1))
 		}, anyCode, wsframe.CloseProtocolError, wsframe.CloseProtocolError, 64 << 10},
+		// A text message streamed past the hooks is checked for UTF-8 as it passes:
+		// the frame goes out (the test's receiving side rejects it itself), then
+		// the sender gets 1007, as for one the hooks see.
+		{"client streams text that is not UTF-8", func(t testing.TB, s sides) {
+			s.cl.SendFrame(false, wsframe.OpText, wsrText(2000, "a"))
+			s.cl.SendFrame(true, wsframe.OpContinuation, []byte("ok \xff"))
+		}, wsframe.CloseInvalidPayload, 0, wsframe.CloseInvalidPayload, 1024},
+		{"server streams text that ends inside a character", func(t testing.TB, s sides) {
+			s.sc.Send(wsframe.OpText, append(wsrText(2000, "b"), 0xe2, 0x82))
+		}, 0, wsframe.CloseInvalidPayload, wsframe.CloseInvalidPayload, 1024},
 		{"client sends an unmasked frame while the server streams a large message", func(t testing.TB, s sides) {
 			s.sc.SendFrame(false, wsframe.OpBinary, make([]byte, 70<<10))
 			wsrWaitReceived(t, s.cl, 70<<10)
@@ -1232,6 +1242,26 @@ func TestRelaySizeLimits(t *testing.T) {
 			cl.MustSend(t, wsframe.OpText, small)
 			sc.Expect(t, wsframe.OpText, small)
 			return []wsrExpectEv{{Op: wsframe.OpText, Payload: text, Unhooked: true, Truncated: true, Frames: 1, Encoding: "text"},
+				{Op: wsframe.OpText, Payload: small}}, nil
+		}},
+		{"c2s 200 KiB of text in frames that cut characters", func(t *testing.T, tp *testProxy, srv *wsrServer) ([]wsrExpectEv, []wsrExpectEv) {
+			cl, sc := wsrPair(t, tp, srv)
+			// Streamed and checked for UTF-8 piece by piece: characters cut between
+			// frames (and reads) are whole again across them.
+			text := wsrText(200<<10, "é✓😀")
+			for i, part := 0, 70001; i < len(text); i += part {
+				op := wsframe.OpText
+				if i > 0 {
+					op = wsframe.OpContinuation
+				}
+				if err := cl.SendFrame(i+part >= len(text), op, text[i:min(i+part, len(text))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sc.Expect(t, wsframe.OpText, text)
+			cl.MustSend(t, wsframe.OpText, small)
+			sc.Expect(t, wsframe.OpText, small)
+			return []wsrExpectEv{{Op: wsframe.OpText, Payload: text, Unhooked: true, Truncated: true, Frames: 3, Encoding: "text"},
 				{Op: wsframe.OpText, Payload: small}}, nil
 		}},
 		{"c2s compressed, inflating to 200 KiB", func(t *testing.T, tp *testProxy, srv *wsrServer) ([]wsrExpectEv, []wsrExpectEv) {
