@@ -2,9 +2,10 @@
 // permessage-deflate extension (RFC 7692).
 //
 // It is the one parser behind both of wstap's front ends: the intercepting proxy reads
-// frames from live connections with a [Reader], and the passive sniffer feeds
-// reassembled TCP byte streams to the same [Reader] in lenient mode. The pieces, from
-// the wire up:
+// frames from live connections with a [Reader], and the passive sniffer pushes
+// reassembled TCP byte streams into a [Decoder], the same header parsing, rules and
+// [Assembler] driven from the other side, in lenient mode. The pieces, from the wire
+// up:
 //
 //   - [ParseHeader], [AppendHeader] and [Rules.Check]: allocation-free header
 //     encoding and decoding, and the RFC 6455 §5 rules for one sender.
@@ -17,12 +18,18 @@
 //     before allocating, UTF-8 validation and permessage-deflate inflation.
 //   - [DeflateParams], [Inflater] and [Deflater]: extension negotiation and
 //     per-direction compression state, with and without context takeover.
+//   - [Decoder]: frames and messages from bytes pushed in pieces, for sniffing. After
+//     lost bytes, a protocol error or a start mid-stream it resynchronises on the
+//     next message start it can trust: exactly when a gap falls inside a payload,
+//     otherwise by a search that accepts only a chain of frames too unlikely to be
+//     payload by chance (resync.go).
 //
 // Errors that the peer should hear about are [*ProtocolError] values carrying the close
 // code to send (1002, 1007 or 1009); [CloseCodeOf] maps any error to one.
 //
 // # Concurrency
 //
-// A Reader, Writer, Assembler, Inflater or Deflater belongs to one goroutine at a time.
+// A Reader, Writer, Assembler, Decoder, Inflater or Deflater belongs to one goroutine
+// at a time.
 // The package has no global mutable state.
 package wsframe
