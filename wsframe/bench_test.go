@@ -518,3 +518,46 @@ func BenchmarkWriteFrames(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecoderResync measures the search after a mid-stream start over bytes
+// that never verify as frames, fed in pieces of 1, 7 and 1460 bytes: random bytes,
+// and a run of headers that each announce a long payload (every position waits for
+// more bytes). The 1460-byte pieces are the baseline the small ones compare to.
+func BenchmarkDecoderResync(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	random := make([]byte, 64<<10)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	headers := bytes.Repeat([]byte{0x82, 0xFE, 0x7F, 0xFF, 1, 2, 3, 4}, 8<<10)
+	for _, data := range []struct {
+		name string
+		p    []byte
+	}{{"random", random}, {"long-headers", headers}} {
+		for _, piece := range []int{1, 7, 1460} {
+			b.Run(fmt.Sprintf("%s/piece=%d", data.name, piece), func(b *testing.B) {
+				b.SetBytes(int64(len(data.p)))
+				buf := make([]byte, len(data.p))
+				for b.Loop() {
+					copy(buf, data.p)
+					d := wsframe.NewDecoder(wsframe.Rules{Sender: wsframe.Client, Lenient: true},
+						wsframe.NewAssembler(wsframe.AssemblerConfig{Lenient: true}), discardHandler{})
+					d.StartMidStream()
+					for p := buf; len(p) > 0; {
+						n := min(piece, len(p))
+						d.Feed(p[:n])
+						p = p[n:]
+					}
+					d.End()
+				}
+			})
+		}
+	}
+}
+
+// discardHandler is a DecodeHandler that ignores everything.
+type discardHandler struct{}
+
+func (discardHandler) Message(*wsframe.Message) {}
+func (discardHandler) Resync(int64)             {}
+func (discardHandler) Error(error)              {}

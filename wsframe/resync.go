@@ -1,6 +1,7 @@
 package wsframe
 
 import (
+	"math"
 	"unicode/utf8"
 )
 
@@ -81,9 +82,14 @@ type resyncer struct {
 	// were examined, and cands are those whose chain needed bytes not there yet
 	// (a position found bad stays bad).
 	scanned int
-	cands   []int
+	cands   []cand
+	minNeed int    // no cand's verdict can change before the buffer holds this many bytes
 	scratch []byte // unmasked payload for plausible
 }
+
+// cand is a position whose chain waits for bytes: its verdict cannot change (while
+// more bytes are expected) before the buffer holds need bytes.
+type cand struct{ at, need int }
 
 // maxCands bounds the positions waiting for more bytes.
 const maxCands = 1024
@@ -175,17 +181,18 @@ func (r *resyncer) drop(n int) {
 	r.buf = r.buf[:copy(r.buf, r.buf[n:])]
 	r.scanned = max(0, r.scanned-n)
 	keep := r.cands[:0]
-	for _, i := range r.cands {
-		if i >= n {
-			keep = append(keep, i-n)
+	for _, c := range r.cands {
+		if c.at >= n {
+			keep = append(keep, cand{c.at - n, c.need - n})
 		}
 	}
 	r.cands = keep
+	r.minNeed = 0 // recomputed by the next search
 }
 
 // reset forgets the search, for a new gap or once a position is accepted.
 func (r *resyncer) reset() {
-	r.scanned, r.cands = 0, r.cands[:0]
+	r.scanned, r.cands, r.minNeed = 0, r.cands[:0], 0
 }
 
 // How much the resyncer may assume about bytes still to come.
@@ -203,49 +210,60 @@ const (
 // chainGood; or the first position still waiting and chainNeedMore; or the buffer
 // length and chainBad.
 func (r *resyncer) search(mode int) (int, int) {
-	verdict := func(i int) int {
+	verdict := func(i int) (int, int) {
 		tries := float64(r.skipped) + float64(i) + 1 // positions searched: chances for a false chain
-		v, odds, exact := r.chain(r.buf[i:], tries)
+		v, odds, exact, need := r.chain(r.buf[i:], tries)
 		switch {
 		case v == chainGood:
-			return chainGood
+			return chainGood, 0
 		case v == chainBad:
-			return chainBad
+			return chainBad, 0
 		case mode == huntMore:
-			return chainNeedMore
+			return chainNeedMore, i + need
 		case exact && odds*tries < falseChance:
-			return chainGood // the last frame ends exactly where the bytes end
+			return chainGood, 0 // the last frame ends exactly where the bytes end
 		case mode == huntSettle:
-			return chainNeedMore
+			return chainNeedMore, i + need
 		case mode == huntGap && odds*tries < falseChance:
-			return chainGood // the last frame runs into the gap
+			return chainGood, 0 // the last frame runs into the gap
 		}
-		return chainBad
+		return chainBad, 0
 	}
-	keep := r.cands[:0]
-	for k, i := range r.cands {
-		switch verdict(i) {
-		case chainGood:
-			r.cands = append(keep, r.cands[k+1:]...)
-			return r.better(i), chainGood
-		case chainNeedMore:
-			keep = append(keep, i)
+	if mode != huntMore || len(r.buf) >= r.minNeed {
+		keep := r.cands[:0]
+		r.minNeed = math.MaxInt
+		for k, c := range r.cands {
+			if mode == huntMore && len(r.buf) < c.need {
+				keep = append(keep, c) // nothing it waits for has come
+				r.minNeed = min(r.minNeed, c.need)
+				continue
+			}
+			switch v, need := verdict(c.at); v {
+			case chainGood:
+				r.cands = append(keep, r.cands[k+1:]...)
+				r.minNeed = 0 // recomputed by the next search
+				return r.better(c.at), chainGood
+			case chainNeedMore:
+				keep = append(keep, cand{c.at, need})
+				r.minNeed = min(r.minNeed, need)
+			}
 		}
+		r.cands = keep
 	}
-	r.cands = keep
 	for ; r.scanned < len(r.buf); r.scanned++ {
-		switch verdict(r.scanned) {
+		switch v, need := verdict(r.scanned); v {
 		case chainGood:
 			return r.better(r.scanned), chainGood
 		case chainNeedMore:
 			if len(r.cands) == maxCands {
 				r.cands = append(r.cands[:0], r.cands[1:]...)
 			}
-			r.cands = append(r.cands, r.scanned)
+			r.cands = append(r.cands, cand{r.scanned, need})
+			r.minNeed = min(r.minNeed, need)
 		}
 	}
 	if len(r.cands) > 0 {
-		return r.cands[0], chainNeedMore
+		return r.cands[0].at, chainNeedMore
 	}
 	return len(r.buf), chainBad
 }
@@ -253,9 +271,11 @@ func (r *resyncer) search(mode int) (int, int) {
 // chain follows the frames that would start at b[0] until the chance of random
 // bytes holding them over tries positions is below falseChance (chainGood), a
 // header is invalid (chainBad), or the bytes end (chainNeedMore). For
-// chainNeedMore it returns the chance of the chain so far and whether the bytes
-// end right after a whole frame (exact; the chance then includes that).
-func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, exact bool) {
+// chainNeedMore it returns the chance of the chain so far, whether the bytes end
+// right after a whole frame (exact; the chance then includes that), and how many
+// bytes b must hold before following the chain further can tell more (the next
+// header's; a payload that arrives before it may only be found not to be text).
+func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, exact bool, need int) {
 	const (
 		unknown = iota // no message start yet: continuations belong to the cut message
 		between        // between messages
@@ -267,28 +287,28 @@ func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, ex
 	var last Header
 	for k := range maxChain {
 		if uint64(len(b)) == pos && k > 0 {
-			return chainNeedMore, odds * exactOdds(last), true
+			return chainNeedMore, odds * exactOdds(last), true, int(pos) + 2
 		}
 		if uint64(len(b)) < pos+2 {
-			return chainNeedMore, odds, false
+			return chainNeedMore, odds, false, int(pos) + 2
 		}
 		hl := HeaderLen(b[pos], b[pos+1])
 		if uint64(len(b)) < pos+uint64(hl) {
-			return chainNeedMore, odds, false
+			return chainNeedMore, odds, false, int(pos) + hl
 		}
 		h, n, _ := ParseHeader(b[pos:])
 		op := h.Opcode
 		switch {
 		case !r.rules.valid(h, n):
-			return chainBad, 0, false
+			return chainBad, 0, false, 0
 		case k == 0 && op == OpContinuation:
-			return chainBad, 0, false // cannot tell a continuation from payload
+			return chainBad, 0, false, 0 // cannot tell a continuation from payload
 		case op == OpContinuation && state == between:
-			return chainBad, 0, false
+			return chainBad, 0, false, 0
 		case op.IsData() && state == inside:
-			return chainBad, 0, false
+			return chainBad, 0, false, 0
 		case !op.IsControl() && h.Length > r.maxMsg:
-			return chainBad, 0, false
+			return chainBad, 0, false, 0
 		}
 		switch {
 		case op.IsData():
@@ -300,21 +320,21 @@ func (r *resyncer) chain(b []byte, tries float64) (verdict int, odds float64, ex
 			state = between
 		}
 		if !r.plausible(h, b[pos+uint64(n):min(uint64(len(b)), pos+uint64(n)+h.Length)]) {
-			return chainBad, 0, false
+			return chainBad, 0, false, 0
 		}
 		odds *= headerOdds(h, n)
 		if odds*tries < falseChance && k > 0 {
 			// (Never on one header: a header announcing a long payload is
 			// common enough in random bytes, and its payload is not checked yet.)
-			return chainGood, odds, false
+			return chainGood, odds, false, 0
 		}
 		last = h
 		pos += uint64(n) + h.Length
 		if pos > uint64(len(b)) {
-			return chainNeedMore, odds, false
+			return chainNeedMore, odds, false, int(min(pos, maxHunt)) + 2
 		}
 	}
-	return chainGood, odds, false
+	return chainGood, odds, false, 0
 }
 
 // maxCheck bounds the payload bytes plausible looks at.
