@@ -133,6 +133,7 @@ func (d *wsDir) gap(n int64) {
 	d.checkStart = false
 	lost := d.dec.Gap(n)
 	d.watchHunt()
+	d.huntSince = d.c.s.now // a new search, even when one was under way
 	if d.takeover && d.broken == "" {
 		d.broken = "bytes of this direction are missing from the capture, and under context takeover a message may refer back to them"
 	}
