@@ -338,62 +338,99 @@ func appendString(b []byte, s string) []byte {
 }
 
 // appendText appends s as a JSON string and reports whether s is valid UTF-8; when it
-// is not, b holds a partial string for the caller to discard. Runs that need no
-// escaping are found 8 bytes at a time and copied in one append; the first non-ASCII
-// byte validates the rest of s once, so ASCII text is read only once. U+2028 and
-// U+2029 are escaped: they are valid JSON but end lines in JavaScript.
+// is not, b holds a partial string for the caller to discard. U+2028 and U+2029 are
+// escaped: they are valid JSON but end lines in JavaScript.
+//
+// Runs that need no escaping are found 8 bytes at a time and copied in one append;
+// when escapes turn out to be dense (JSON inside JSON: a quote every few bytes) a
+// byte at a time is faster, and the rest of s is scanned that way. The first
+// non-ASCII byte validates the rest of s once, so ASCII text is read only once.
 func appendText(b []byte, s string) ([]byte, bool) {
 	b = append(b, '"')
-	start := 0
+	start, escapes := 0, 0
 	high := uint64(highs)                           // non-ASCII bytes need attention until the rest is validated
 	p := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
-	for i := 0; i < len(s); {
-		if i+8 <= len(p) {
-			w := binary.LittleEndian.Uint64(p[i:])
-			m := attention(w) | w&high
-			if m == 0 {
-				i += 8
-				continue
-			}
-			i += bits.TrailingZeros64(m) / 8
+	i := 0
+	for i+8 <= len(p) {
+		w := binary.LittleEndian.Uint64(p[i:])
+		m := attention(w) | w&high
+		if m == 0 {
+			i += 8
+			continue
 		}
-		switch c := s[i]; {
-		case c >= utf8.RuneSelf && high != 0:
-			if !utf8.ValidString(s[i:]) {
-				return b, false
-			}
-			high = 0 // and look at this byte again
-		case c == '"' || c == '\\':
-			// The byte itself starts the next run.
-			b = append(b, s[start:i]...)
-			b = append(b, '\\')
-			start = i
+		i += bits.TrailingZeros64(m) / 8
+		var ok bool
+		if b, i, start, high, ok = escape(b, s, i, start, high); !ok {
+			return b, false
+		}
+		if escapes++; escapes > 4 && escapes*16 > i {
+			break // dense: a byte at a time from here
+		}
+	}
+	for i < len(s) {
+		if c := s[i]; !stopValid[c] && (c < utf8.RuneSelf || high == 0) {
 			i++
-		case c < 0x20:
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-		case c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9):
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xF])
-			i += 3
-			start = i
-		default:
-			i++
+			continue
+		}
+		var ok bool
+		if b, i, start, high, ok = escape(b, s, i, start, high); !ok {
+			return b, false
 		}
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"'), true
 }
+
+// escape handles the byte at s[i] that appendText stopped at: it appends the run
+// before it and its escape, if it needs one, and returns where to go on. A
+// non-ASCII byte while high is set validates the rest of s (ok is false when it is
+// not UTF-8) and clears high.
+func escape(b []byte, s string, i, start int, high uint64) (_ []byte, _, _ int, _ uint64, ok bool) {
+	switch c := s[i]; {
+	case c >= utf8.RuneSelf && high != 0:
+		if !utf8.ValidString(s[i:]) {
+			return b, i, start, high, false
+		}
+		high = 0 // and look at this byte again
+	case c == '"' || c == '\\':
+		// The byte itself starts the next run.
+		b = append(b, s[start:i]...)
+		b = append(b, '\\')
+		start = i
+		i++
+	case c < 0x20:
+		b = append(b, s[start:i]...)
+		switch c {
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		i++
+		start = i
+	case c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9):
+		b = append(b, s[start:i]...)
+		b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xF])
+		i += 3
+		start = i
+	default:
+		i++
+	}
+	return b, i, start, high, true
+}
+
+// stopValid marks the ASCII bytes appendText must look at, and 0xE2 (the lead byte
+// of U+2028 and U+2029).
+var stopValid = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'], t[0xE2] = true, true, true
+	return t
+}()
 
 var _ plugins.Observer = (*JSONL)(nil)

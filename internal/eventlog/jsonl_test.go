@@ -74,7 +74,10 @@ func TestJSONLSchema(t *testing.T) {
 // TestAppendStringMatchesEncodingJSON checks the hand-written escaper against
 // encoding/json's decoder on awkward strings.
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"", "plain", `"quoted" \ back`, "tab\tnl\ncr\r\x00\x1f\x7f", "é中😀", "\u2028\u2029", "bad \xff utf8 \xc3", strings.Repeat("a\"", 1000)} {
+	for _, s := range []string{"", "plain", `"quoted" \ back`, "tab\tnl\ncr\r\x00\x1f\x7f", "é中😀", "\u2028\u2029", "bad \xff utf8 \xc3", strings.Repeat("a\"", 1000),
+		// Dense escapes switch the scan to a byte at a time; what follows must still
+		// be validated and escaped.
+		strings.Repeat(`{"a":"b\\"},`, 50) + "é✓\u2028 tail", strings.Repeat(`{"a":"b"},`, 50) + "é \xff\u2029 tail\x01"} {
 		var got string
 		enc := appendString(nil, s)
 		if err := json.Unmarshal(enc, &got); err != nil {
@@ -88,6 +91,7 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 
 func FuzzAppendString(f *testing.F) {
 	f.Add("hello \"world\"\n")
+	f.Add(strings.Repeat(`{"k":"v"}`, 20) + "é\u2028\xff")
 	f.Add("\xff\x00é")
 	f.Fuzz(func(t *testing.T, s string) {
 		var got string
