@@ -97,40 +97,18 @@ func childEnv(kv ...string) []string {
 	return append(env, kv...)
 }
 
-// binProc is a running wstap process.
+// binProc is a running wstap proxy.
 type binProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *outBuf
-	done           chan struct{}
-	addr           string
+	*proc
+	addr string
 }
 
-// startBinary starts the wstap binary and waits for its listening address.
+// startBinary starts the wstap binary and waits for its listening address. It must
+// stop within 5 s of SIGINT.
 func startBinary(t *testing.T, env []string, args ...string) *binProc {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	p := &binProc{stdout: newOutBuf(), stderr: newOutBuf(), done: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, wstapBinary(t), args...)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		p.cmd.Wait()
-		cancel()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := &binProc{proc: startProc(t, wstapBinary(t), "", env, args...)}
+	p.name, p.stopWithin = "wstap", 5*time.Second
 	select {
 	case p.addr = <-p.stderr.addr:
 	case <-p.done:
@@ -139,22 +117,6 @@ func startBinary(t *testing.T, env []string, args ...string) *binProc {
 		t.Fatalf("wstap %q printed no 'proxy listening on' line within 20 s; stderr:\n%s", args, p.stderr)
 	}
 	return p
-}
-
-// interrupt sends SIGINT and returns the exit status; the process must end within 5 s.
-func (p *binProc) interrupt(t *testing.T) int {
-	t.Helper()
-	start := time.Now()
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatalf("SIGINT: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("wstap still running 5 s after SIGINT; stderr:\n%s", p.stderr)
-	}
-	t.Logf("wstap exited %v after SIGINT", time.Since(start).Round(time.Millisecond))
-	return p.cmd.ProcessState.ExitCode()
 }
 
 // runBinary runs a wstap command that finishes on its own.

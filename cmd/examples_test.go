@@ -5,7 +5,6 @@ package cmd_test
 // on loopback, started from the repository root as the tutorial's commands are.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,24 +61,6 @@ var exStyles = []exStyle{
 		name: "compiled", bin: "wstap-chat", hook: "chat", plugin: "chat",
 		keyed: func(key string) (string, []string) { return "chat:key=" + key, nil },
 	},
-}
-
-// exBuf is a goroutine-safe output buffer.
-type exBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *exBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *exBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // exEnv holds what every scenario shares: the binaries and the environment.
@@ -140,87 +120,12 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// exProc is a running process whose output is kept.
-type exProc struct {
-	name           string
-	cmd            *exec.Cmd
-	stdout, stderr *exBuf
-	done           chan struct{}
-}
-
 // start starts bin (a name in e.bins) with args in the repository root.
-func (e *exEnv) start(t *testing.T, env []string, bin string, args ...string) *exProc {
+func (e *exEnv) start(t *testing.T, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	p := &exProc{name: bin, stdout: &exBuf{}, stderr: &exBuf{}, done: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, filepath.Join(e.bins, bin), args...)
-	p.cmd.Dir = e.root
-	p.cmd.Env = append(slices.Clip(e.env), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		p.cmd.Wait()
-		cancel()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := startProc(t, filepath.Join(e.bins, bin), e.root, append(slices.Clip(e.env), env...), args...)
+	p.name = bin
 	return p
-}
-
-// wait waits until the process's stdout or stderr matches re and returns the first
-// submatch.
-func (p *exProc) wait(t *testing.T, out *exBuf, re *regexp.Regexp) string {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			return m[len(m)-1]
-		}
-		select {
-		case <-p.done:
-			if m := re.FindStringSubmatch(out.String()); m != nil {
-				return m[len(m)-1]
-			}
-			t.Fatalf("%s exited (%v) before printing %q; stdout:\n%s\nstderr:\n%s", p.name, p.cmd.ProcessState, re, p.stdout, p.stderr)
-		case <-deadline:
-			t.Fatalf("%s printed no %q within 30 s; stdout:\n%s\nstderr:\n%s", p.name, re, p.stdout, p.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// finish waits for the process to exit on its own and returns its status.
-func (p *exProc) finish(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s still running after 60 s; stdout:\n%s\nstderr:\n%s", p.name, p.stdout, p.stderr)
-	}
-	return p.cmd.ProcessState.ExitCode()
-}
-
-// interrupt sends SIGINT and returns the exit status.
-func (p *exProc) interrupt(t *testing.T) int {
-	t.Helper()
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s still running 10 s after SIGINT; stderr:\n%s", p.name, p.stderr)
-	}
-	return p.cmd.ProcessState.ExitCode()
 }
 
 var (
