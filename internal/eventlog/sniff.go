@@ -98,17 +98,8 @@ func (t *Terminal) Resync(c *plugins.Conn, dir plugins.Direction, ts time.Time, 
 // Undecodable prints a message that cannot be shown, with the reason.
 func (t *Terminal) Undecodable(r *plugins.Record, reason string) {
 	t.event(r.Conn, r.Dir, r.Time, func(b []byte) []byte {
-		op := r.Opcode.String()
-		b = append(b, op...)
-		for i := len(op); i < 7; i++ {
-			b = append(b, ' ')
-		}
-		n := strconv.AppendInt(nil, r.Len, 10)
-		for i := len(n); i < 7; i++ {
-			b = append(b, ' ')
-		}
-		b = append(b, n...)
-		b = append(b, " Z undecodable: "...)
+		b = appendOpLen(b, r.Opcode, r.Len)
+		b = append(b, "Z undecodable: "...)
 		return append(b, reason...)
 	})
 }
@@ -119,20 +110,4 @@ func (t *Terminal) StreamError(c *plugins.Conn, dir plugins.Direction, ts time.T
 		b = append(b, "error: "...)
 		return append(b, err.Error()...)
 	})
-}
-
-// event prints one line: time, connection, direction arrow and what fill appends.
-func (t *Terminal) event(c *plugins.Conn, dir plugins.Direction, ts time.Time, fill func([]byte) []byte) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.start(ts, c.ID)
-	if dir == plugins.ClientToServer {
-		b = append(b, "→ "...)
-	} else {
-		b = append(b, "← "...)
-	}
-	b = fill(b)
-	b = append(b, '\n')
-	t.write(b)
-	t.buf = b
 }

@@ -66,42 +66,55 @@ func (t *Terminal) Opened(c *plugins.Conn, ts time.Time) {
 
 // Message prints direction, opcode, length, flags and a preview.
 func (t *Terminal) Message(r *plugins.Record) {
+	t.event(r.Conn, r.Dir, r.Time, func(b []byte) []byte {
+		b = appendOpLen(b, r.Opcode, r.Len)
+		flags := len(b)
+		for _, f := range []struct {
+			on bool
+			c  byte
+		}{{r.Modified, 'M'}, {r.Dropped, 'D'}, {r.Injected, 'I'}, {r.Compressed, 'Z'}, {r.Decoded != nil, '+'}} {
+			if f.on {
+				b = append(b, f.c)
+			}
+		}
+		if len(b) > flags {
+			b = append(b, ' ')
+		}
+		p := r.Payload
+		if r.Decoded != nil {
+			p = r.Decoded
+		}
+		return appendPreview(b, p, r.Opcode)
+	})
+}
+
+// appendOpLen appends the opcode and the length in columns, and a space.
+func appendOpLen(b []byte, op wsframe.Opcode, n int64) []byte {
+	name := op.String()
+	b = append(b, name...)
+	for i := len(name); i < 7; i++ {
+		b = append(b, ' ')
+	}
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], n, 10)
+	for i := len(d); i < 7; i++ {
+		b = append(b, ' ')
+	}
+	b = append(b, d...)
+	return append(b, ' ')
+}
+
+// event prints one line: time, connection, direction arrow and what fill appends.
+func (t *Terminal) event(c *plugins.Conn, dir plugins.Direction, ts time.Time, fill func([]byte) []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	b := t.start(r.Time, r.Conn.ID)
-	if r.Dir == plugins.ClientToServer {
+	b := t.start(ts, c.ID)
+	if dir == plugins.ClientToServer {
 		b = append(b, "→ "...)
 	} else {
 		b = append(b, "← "...)
 	}
-	op := r.Opcode.String()
-	b = append(b, op...)
-	for i := len(op); i < 7; i++ {
-		b = append(b, ' ')
-	}
-	n := strconv.AppendInt(nil, r.Len, 10)
-	for i := len(n); i < 7; i++ {
-		b = append(b, ' ')
-	}
-	b = append(b, n...)
-	b = append(b, ' ')
-	flags := len(b)
-	for _, f := range []struct {
-		on bool
-		c  byte
-	}{{r.Modified, 'M'}, {r.Dropped, 'D'}, {r.Injected, 'I'}, {r.Compressed, 'Z'}, {r.Decoded != nil, '+'}} {
-		if f.on {
-			b = append(b, f.c)
-		}
-	}
-	if len(b) > flags {
-		b = append(b, ' ')
-	}
-	p := r.Payload
-	if r.Decoded != nil {
-		p = r.Decoded
-	}
-	b = appendPreview(b, p, r.Opcode)
+	b = fill(b)
 	b = append(b, '\n')
 	t.write(b)
 	t.buf = b
