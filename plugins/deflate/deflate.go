@@ -25,21 +25,20 @@ import (
 	"io"
 
 	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/plugins/internal/zcodec"
 )
 
 // DefaultMax is the default limit of an inflated payload: 16 MiB, the default
 // --max-hook-message.
-const DefaultMax = 16 << 20
+const DefaultMax = zcodec.DefaultMax
 
 func init() {
 	plugins.Register(plugins.Registration{
 		Name:        "deflate",
 		Description: "inflate raw DEFLATE (RFC 1951) or zlib (RFC 1950) payloads, re-compress changed ones",
-		Options: []plugins.OptionDoc{
+		Options: append([]plugins.OptionDoc{
 			{Name: "zlib", Usage: "the payload is a zlib stream (RFC 1950) instead of raw DEFLATE", Default: "false"},
-			{Name: "max", Usage: "largest inflated payload, in bytes (16MiB, 64KB and 1048576 all work)", Default: "16MiB"},
-			{Name: "level", Usage: "compression level for Encode: -1 (the library default) or 0 (none) to 9 (best)", Default: "-1"},
-		},
+		}, zcodec.OptionDocs...),
 		New: New,
 	})
 }
@@ -53,19 +52,13 @@ type Codec struct {
 
 // New builds a deflate codec from its options.
 func New(o *plugins.Options) (any, error) {
-	c := &Codec{max: DefaultMax}
+	c := &Codec{}
 	var err error
 	if c.zlib, err = o.Bool("zlib", false); err != nil {
 		return nil, err
 	}
-	if c.max, err = o.Size("max", DefaultMax); err != nil {
+	if c.max, c.level, err = zcodec.Options(o); err != nil {
 		return nil, err
-	}
-	if c.level, err = o.Int("level", flate.DefaultCompression); err != nil {
-		return nil, err
-	}
-	if c.level < flate.DefaultCompression || c.level > flate.BestCompression {
-		return nil, o.Errorf("level", "%d, want -1 to 9", c.level)
 	}
 	return c, nil
 }
@@ -88,12 +81,9 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 		zr = flate.NewReader(src)
 	}
 	defer zr.Close()
-	out, err := io.ReadAll(io.LimitReader(zr, c.max+1))
+	out, err := zcodec.ReadAll(zr, c.max)
 	if err != nil {
 		return nil, fmt.Errorf("deflate: %w", err)
-	}
-	if int64(len(out)) > c.max {
-		return nil, fmt.Errorf("deflate: inflated payload exceeds max (%d bytes)", c.max)
 	}
 	if src.Len() != 0 {
 		return nil, errors.New("deflate: trailing data after the end of the stream")
@@ -103,24 +93,15 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 
 // Encode compresses decoded into one complete stream.
 func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	var zw io.WriteCloser
-	var err error
+	newWriter := func(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, c.level) }
 	if c.zlib {
-		zw, err = zlib.NewWriterLevel(&buf, c.level)
-	} else {
-		zw, err = flate.NewWriter(&buf, c.level)
+		newWriter = func(w io.Writer) (io.WriteCloser, error) { return zlib.NewWriterLevel(w, c.level) }
 	}
+	out, err := zcodec.Compress(newWriter, decoded)
 	if err != nil {
 		return nil, fmt.Errorf("deflate: %w", err)
 	}
-	if _, err := zw.Write(decoded); err != nil {
-		return nil, fmt.Errorf("deflate: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("deflate: %w", err)
-	}
-	return buf.Bytes(), nil
+	return out, nil
 }
 
 var _ plugins.Codec = (*Codec)(nil)

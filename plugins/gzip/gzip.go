@@ -18,21 +18,19 @@ import (
 	"io"
 
 	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/plugins/internal/zcodec"
 )
 
 // DefaultMax is the default limit of an inflated payload: 16 MiB, the default
 // --max-hook-message.
-const DefaultMax = 16 << 20
+const DefaultMax = zcodec.DefaultMax
 
 func init() {
 	plugins.Register(plugins.Registration{
 		Name:        "gzip",
 		Description: "inflate gzip-compressed payloads (RFC 1952), re-compress changed ones",
-		Options: []plugins.OptionDoc{
-			{Name: "max", Usage: "largest inflated payload, in bytes (16MiB, 64KB and 1048576 all work)", Default: "16MiB"},
-			{Name: "level", Usage: "compression level for Encode: -1 (the library default) or 0 (none) to 9 (best)", Default: "-1"},
-		},
-		New: New,
+		Options:     zcodec.OptionDocs,
+		New:         New,
 	})
 }
 
@@ -46,14 +44,8 @@ type Codec struct {
 func New(o *plugins.Options) (any, error) {
 	c := &Codec{}
 	var err error
-	if c.max, err = o.Size("max", DefaultMax); err != nil {
+	if c.max, c.level, err = zcodec.Options(o); err != nil {
 		return nil, err
-	}
-	if c.level, err = o.Int("level", gzip.DefaultCompression); err != nil {
-		return nil, err
-	}
-	if c.level < gzip.DefaultCompression || c.level > gzip.BestCompression {
-		return nil, o.Errorf("level", "%d, want -1 to 9", c.level)
 	}
 	return c, nil
 }
@@ -69,30 +61,20 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
-	out, err := io.ReadAll(io.LimitReader(zr, c.max+1))
+	out, err := zcodec.ReadAll(zr, c.max)
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	if int64(len(out)) > c.max {
-		return nil, fmt.Errorf("gzip: inflated payload exceeds max (%d bytes)", c.max)
 	}
 	return out, nil
 }
 
 // Encode compresses decoded into one gzip member.
 func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, c.level)
+	out, err := zcodec.Compress(func(w io.Writer) (*gzip.Writer, error) { return gzip.NewWriterLevel(w, c.level) }, decoded)
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
-	if _, err := zw.Write(decoded); err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	return buf.Bytes(), nil
+	return out, nil
 }
 
 var _ plugins.Codec = (*Codec)(nil)
