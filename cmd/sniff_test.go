@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -397,5 +398,10 @@ func TestSniffLive(t *testing.T) {
 	}
 	if want := "c2s one,s2c one,c2s two,s2c two,c2s three,s2c three"; strings.Join(texts, ",") != want {
 		t.Errorf("messages %q, want %s\n%s", texts, want, errOut.String())
+	}
+	// Stopped as Ctrl-C stops it (cmd.Main cancels Run's context on SIGINT): the
+	// summary comes last, each message once (loopback's second copies dropped).
+	if !regexp.MustCompile(`wstap sniff: \d+ packets, 1 connection, 8 messages \(.*\), 0 gaps, 0 errors`).MatchString(errOut.String()) {
+		t.Errorf("no summary of 1 connection and 8 messages in stderr:\n%s", errOut.String())
 	}
 }
