@@ -94,7 +94,11 @@ func tsharkMessages(t *testing.T, tshark, file string, port int) []oracleMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	args := []string{"-n", "-r", file, "-d", fmt.Sprintf("tcp.port==%d,http", port), "-Y", "websocket", "-T", "json"}
+	// Without tcp.reassemble_out_of_order, tshark 4.0 leaves out of the
+	// message the frames of a segment that comes after a later one in the
+	// capture, which loopback captures on several cores sometimes show.
+	args := []string{"-n", "-r", file, "-o", "tcp.reassemble_out_of_order:TRUE",
+		"-d", fmt.Sprintf("tcp.port==%d,http", port), "-Y", "websocket", "-T", "json"}
 	for _, f := range tsharkFields {
 		args = append(args, "-e", f)
 	}
@@ -353,6 +357,97 @@ func TestTsharkOracle(t *testing.T) {
 			t.Logf("%d messages agree with tshark", len(want))
 		})
 	}
+}
+
+// TestTsharkOracleReordered swaps neighbouring data segments of ws-plain.pcap,
+// as a capture on a busy machine can show them: wstap and tshark must both see
+// the messages of the original capture.
+func TestTsharkOracleReordered(t *testing.T) {
+	orig := filepath.Join("testdata", "ws-plain.pcap")
+	reordered := filepath.Join(t.TempDir(), "reordered.pcap")
+	if swapped := reorderCapture(t, orig, reordered, 3); swapped < 10 {
+		t.Fatalf("only %d pairs of segments swapped", swapped)
+	}
+	want, _ := wstapMessages(t, orig)
+	got, rec := wstapMessages(t, reordered)
+	// A swap delays a segment, so only the order within a direction is kept.
+	gc, gs := byDirection(got)
+	wc, ws := byDirection(want)
+	for _, d := range []struct{ got, want []oracleMsg }{{gc, wc}, {gs, ws}} {
+		if len(d.got) != len(d.want) {
+			t.Fatalf("%d messages from the reordered capture, %d from the original\n%s", len(d.got), len(d.want), rec.dump())
+		}
+		for i := range d.want {
+			if g, w := d.got[i], d.want[i]; g.op != w.op || !bytes.Equal(g.payload, w.payload) {
+				t.Fatalf("message %d: %s, want %s", i, g, w)
+			}
+		}
+	}
+	tshark := needTool(t, "tshark")
+	if dev := compareOracle(t, got, tsharkMessages(t, tshark, reordered, 9101)); dev != (tsharkDeviations{}) {
+		t.Errorf("tshark deviates in %+v", dev)
+	}
+	t.Logf("%d messages, as in the original capture and as tshark shows them", len(got))
+}
+
+// reorderCapture copies a capture, swapping in each direction of every TCP
+// connection the data segments of one neighbouring pair in every `every`; the
+// timestamps stay in file order. It returns the number of pairs swapped. The
+// first segment (the handshake's) stays first: tshark leaves out a frame that
+// comes before the upgrade request.
+func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
+	src, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	r, err := pcapgo.NewReader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pkt struct {
+		ci   gopacket.CaptureInfo
+		data []byte
+	}
+	var pkts []pkt
+	byDir := map[string][]int{} // data segments' indexes, per direction
+	for {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
+		if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && len(tcp.Payload) > 0 {
+			dir := p.NetworkLayer().NetworkFlow().String() + tcp.TransportFlow().String()
+			byDir[dir] = append(byDir[dir], len(pkts))
+		}
+		pkts = append(pkts, pkt{ci, data})
+	}
+	for _, idx := range byDir {
+		for k := 1; k+1 < len(idx); k += every {
+			a, b := &pkts[idx[k]], &pkts[idx[k+1]]
+			a.data, b.data = b.data, a.data
+			a.ci.CaptureLength, b.ci.CaptureLength = len(a.data), len(b.data)
+			a.ci.Length, b.ci.Length = len(a.data), len(b.data)
+			swapped++
+		}
+	}
+	var buf bytes.Buffer
+	w := pcapgo.NewWriterNanos(&buf)
+	if err := w.WriteFileHeader(262144, r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkts {
+		if err := w.WritePacket(p.ci, p.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return swapped
 }
 
 // fragmentCapture rewrites a capture of Ethernet/IPv4 packets so that every
