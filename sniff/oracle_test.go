@@ -390,13 +390,16 @@ func TestTsharkOracleReordered(t *testing.T) {
 	t.Logf("%d messages, as in the original capture and as tshark shows them", len(got))
 }
 
-// reorderCapture copies a capture, swapping in each direction of every TCP
-// connection the data segments of one neighbouring pair in every `every`; the
-// timestamps stay in file order. It returns the number of pairs swapped. The
-// first segment (the handshake's) stays first: tshark leaves out a frame that
-// comes before the upgrade request.
-func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
-	src, err := os.Open(in)
+// capturedPacket is one packet of a pcap file.
+type capturedPacket struct {
+	ci   gopacket.CaptureInfo
+	data []byte
+}
+
+// readCapture returns a pcap file's link type and packets.
+func readCapture(t *testing.T, file string) (layers.LinkType, []capturedPacket) {
+	t.Helper()
+	src, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,48 +408,61 @@ func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type pkt struct {
-		ci   gopacket.CaptureInfo
-		data []byte
-	}
-	var pkts []pkt
-	byDir := map[string][]int{} // data segments' indexes, per direction
+	var pkts []capturedPacket
 	for {
 		data, ci, err := r.ReadPacketData()
 		if errors.Is(err, io.EOF) {
-			break
+			return r.LinkType(), pkts
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
+		pkts = append(pkts, capturedPacket{ci, data})
+	}
+}
+
+// writeCapture writes packets into a pcap file, each packet's lengths set to
+// its data's.
+func writeCapture(t *testing.T, file string, lt layers.LinkType, pkts []capturedPacket) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := pcapgo.NewWriterNanos(&buf)
+	if err := w.WriteFileHeader(262144, lt); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkts {
+		p.ci.CaptureLength, p.ci.Length = len(p.data), len(p.data)
+		if err := w.WritePacket(p.ci, p.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reorderCapture copies a capture, swapping in each direction of every TCP
+// connection the data segments of one neighbouring pair in every `every`; the
+// timestamps stay in file order. It returns the number of pairs swapped. The
+// first segment (the handshake's) stays first: tshark leaves out a frame that
+// comes before the upgrade request.
+func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
+	lt, pkts := readCapture(t, in)
+	byDir := map[string][]int{} // data segments' indexes, per direction
+	for i, pk := range pkts {
+		p := gopacket.NewPacket(pk.data, lt, gopacket.Default)
 		if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && len(tcp.Payload) > 0 {
 			dir := p.NetworkLayer().NetworkFlow().String() + tcp.TransportFlow().String()
-			byDir[dir] = append(byDir[dir], len(pkts))
+			byDir[dir] = append(byDir[dir], i)
 		}
-		pkts = append(pkts, pkt{ci, data})
 	}
 	for _, idx := range byDir {
 		for k := 1; k+1 < len(idx); k += every {
 			a, b := &pkts[idx[k]], &pkts[idx[k+1]]
 			a.data, b.data = b.data, a.data
-			a.ci.CaptureLength, b.ci.CaptureLength = len(a.data), len(b.data)
-			a.ci.Length, b.ci.Length = len(a.data), len(b.data)
 			swapped++
 		}
 	}
-	var buf bytes.Buffer
-	w := pcapgo.NewWriterNanos(&buf)
-	if err := w.WriteFileHeader(262144, r.LinkType()); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pkts {
-		if err := w.WritePacket(p.ci, p.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeCapture(t, out, lt, pkts)
 	return swapped
 }
 
@@ -454,38 +470,18 @@ func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
 // datagram with more than fragSize bytes of payload travels in IPv4 fragments of
 // fragSize bytes, those of every other datagram sent last first.
 func fragmentCapture(t *testing.T, in, out string, fragSize int) {
-	src, err := os.Open(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	r, err := pcapgo.NewReader(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w := pcapgo.NewWriterNanos(&buf)
-	if err := w.WriteFileHeader(262144, r.LinkType()); err != nil {
-		t.Fatal(err)
-	}
+	lt, pkts := readCapture(t, in)
+	var outPkts []capturedPacket
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	for k := 0; ; k++ {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
+	for k, pk := range pkts {
+		p := gopacket.NewPacket(pk.data, lt, gopacket.Default)
 		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
 		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 		if eth == nil || ip == nil || len(ip.Payload) <= fragSize {
-			if err := w.WritePacket(ci, data); err != nil {
-				t.Fatal(err)
-			}
+			outPkts = append(outPkts, pk)
 			continue
 		}
-		var frags [][]byte
+		var frags []capturedPacket
 		for off := 0; off < len(ip.Payload); off += fragSize {
 			f := &layers.IPv4{Version: 4, IHL: 5, TTL: ip.TTL, Protocol: ip.Protocol, SrcIP: ip.SrcIP, DstIP: ip.DstIP,
 				Id: uint16(k), FragOffset: uint16(off / 8)}
@@ -496,22 +492,14 @@ func fragmentCapture(t *testing.T, in, out string, fragSize int) {
 			if err := gopacket.SerializeLayers(b, opts, eth, f, gopacket.Payload(ip.Payload[off:min(len(ip.Payload), off+fragSize)])); err != nil {
 				t.Fatal(err)
 			}
-			frags = append(frags, bytes.Clone(b.Bytes()))
+			frags = append(frags, capturedPacket{pk.ci, bytes.Clone(b.Bytes())})
 		}
 		if k%2 == 1 {
 			slices.Reverse(frags)
 		}
-		for _, f := range frags {
-			ci := ci
-			ci.CaptureLength, ci.Length = len(f), len(f)
-			if err := w.WritePacket(ci, f); err != nil {
-				t.Fatal(err)
-			}
-		}
+		outPkts = append(outPkts, frags...)
 	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeCapture(t, out, lt, outPkts)
 }
 
 // TestIPv4Fragments: the plain capture with every large datagram cut into IPv4
