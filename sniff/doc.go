@@ -7,8 +7,9 @@
 //
 //	Source (pcap/pcapng file: OpenFile; live interface: the capture package)
 //	  └─▶ link, IP and TCP headers (gopacket DecodingLayerParser: Ethernet with
-//	      VLAN tags, Linux cooked SLL and SLL2, BSD loopback/null, raw IP; IPv4 with
-//	      fragments reassembled by ip4defrag, IPv6 with extension headers skipped)
+//	      VLAN tags, Linux cooked SLL and SLL2, BSD loopback/null, raw IP; IPv4 and
+//	      IPv6, fragments reassembled by ip4defrag and ip6defrag, IPv6 extension
+//	      headers skipped)
 //	  └─▶ TCP reassembly, one ordered byte stream per direction
 //	  └─▶ HTTP/1.x: requests and responses parsed (bodies skipped, pipelining
 //	      followed) until a 101 answers a WebSocket upgrade; or --ws-port

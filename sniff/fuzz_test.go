@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -153,6 +154,15 @@ func checkBounds(t *testing.T, s *Sniffer) {
 func FuzzPcap(f *testing.F) {
 	for _, name := range []string{"ws-plain.pcap", "ws-deflate-gorilla.pcapng", "ws-deflate-ctx.pcap"} {
 		data, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data[:min(len(data), 6000)])
+	}
+	for _, v6 := range []bool{false, true} { // IP fragments
+		file := filepath.Join(f.TempDir(), "fragmented.pcap")
+		fragmentCapture(f, "testdata/ws-plain.pcap", file, 64, v6)
+		data, err := os.ReadFile(file)
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -397,7 +398,7 @@ type capturedPacket struct {
 }
 
 // readCapture returns a pcap file's link type and packets.
-func readCapture(t *testing.T, file string) (layers.LinkType, []capturedPacket) {
+func readCapture(t testing.TB, file string) (layers.LinkType, []capturedPacket) {
 	t.Helper()
 	src, err := os.Open(file)
 	if err != nil {
@@ -422,7 +423,7 @@ func readCapture(t *testing.T, file string) (layers.LinkType, []capturedPacket) 
 
 // writeCapture writes packets into a pcap file, each packet's lengths set to
 // its data's.
-func writeCapture(t *testing.T, file string, lt layers.LinkType, pkts []capturedPacket) {
+func writeCapture(t testing.TB, file string, lt layers.LinkType, pkts []capturedPacket) {
 	t.Helper()
 	var buf bytes.Buffer
 	w := pcapgo.NewWriterNanos(&buf)
@@ -467,32 +468,60 @@ func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
 }
 
 // fragmentCapture rewrites a capture of Ethernet/IPv4 packets so that every
-// datagram with more than fragSize bytes of payload travels in IPv4 fragments of
-// fragSize bytes, those of every other datagram sent last first.
-func fragmentCapture(t *testing.T, in, out string, fragSize int) {
+// datagram with more than fragSize bytes of payload travels in fragments of
+// fragSize bytes, those of every other datagram sent last first. With v6, every
+// packet moves to IPv6 first (a.b.c.d becoming 2001:db8::a.b.c.d) and the
+// fragments are IPv6 ones.
+func fragmentCapture(t testing.TB, in, out string, fragSize int, v6 bool) {
 	lt, pkts := readCapture(t, in)
 	var outPkts []capturedPacket
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	serialize := func(ls ...gopacket.SerializableLayer) []byte {
+		b := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(b, opts, ls...); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Clone(b.Bytes())
+	}
+	to6 := func(ip net.IP) net.IP {
+		a := netip.MustParseAddr("2001:db8::").As16()
+		copy(a[12:], ip.To4())
+		return a[:]
+	}
 	for k, pk := range pkts {
 		p := gopacket.NewPacket(pk.data, lt, gopacket.Default)
 		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
 		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-		if eth == nil || ip == nil || len(ip.Payload) <= fragSize {
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if eth == nil || ip == nil || tcp == nil || !v6 && len(ip.Payload) <= fragSize {
 			outPkts = append(outPkts, pk)
 			continue
 		}
 		var frags []capturedPacket
-		for off := 0; off < len(ip.Payload); off += fragSize {
-			f := &layers.IPv4{Version: 4, IHL: 5, TTL: ip.TTL, Protocol: ip.Protocol, SrcIP: ip.SrcIP, DstIP: ip.DstIP,
-				Id: uint16(k), FragOffset: uint16(off / 8)}
-			if off+fragSize < len(ip.Payload) {
-				f.Flags = layers.IPv4MoreFragments
+		if v6 {
+			eth.EthernetType = layers.EthernetTypeIPv6
+			ip6 := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: ip.TTL, SrcIP: to6(ip.SrcIP), DstIP: to6(ip.DstIP)}
+			tcp.SetNetworkLayerForChecksum(ip6)
+			seg := serialize(tcp, gopacket.Payload(tcp.Payload))
+			if len(seg) <= fragSize {
+				outPkts = append(outPkts, capturedPacket{pk.ci, serialize(eth, ip6, gopacket.Payload(seg))})
+				continue
 			}
-			b := gopacket.NewSerializeBuffer()
-			if err := gopacket.SerializeLayers(b, opts, eth, f, gopacket.Payload(ip.Payload[off:min(len(ip.Payload), off+fragSize)])); err != nil {
-				t.Fatal(err)
+			ip6.NextHeader = layers.IPProtocolIPv6Fragment
+			for off := 0; off < len(seg); off += fragSize {
+				fh := &layers.IPv6Fragment{NextHeader: layers.IPProtocolTCP, FragmentOffset: uint16(off / 8),
+					MoreFragments: off+fragSize < len(seg), Identification: uint32(k)}
+				frags = append(frags, capturedPacket{pk.ci, serialize(eth, ip6, fh, gopacket.Payload(seg[off:min(len(seg), off+fragSize)]))})
 			}
-			frags = append(frags, capturedPacket{pk.ci, bytes.Clone(b.Bytes())})
+		} else {
+			for off := 0; off < len(ip.Payload); off += fragSize {
+				f := &layers.IPv4{Version: 4, IHL: 5, TTL: ip.TTL, Protocol: ip.Protocol, SrcIP: ip.SrcIP, DstIP: ip.DstIP,
+					Id: uint16(k), FragOffset: uint16(off / 8)}
+				if off+fragSize < len(ip.Payload) {
+					f.Flags = layers.IPv4MoreFragments
+				}
+				frags = append(frags, capturedPacket{pk.ci, serialize(eth, f, gopacket.Payload(ip.Payload[off:min(len(ip.Payload), off+fragSize)]))})
+			}
 		}
 		if k%2 == 1 {
 			slices.Reverse(frags)
@@ -502,28 +531,42 @@ func fragmentCapture(t *testing.T, in, out string, fragSize int) {
 	writeCapture(t, out, lt, outPkts)
 }
 
-// TestIPv4Fragments: the plain capture with every large datagram cut into IPv4
-// fragments yields exactly the messages of the original, and tshark (which
+// TestIPFragments: the plain capture with every large datagram cut into IPv4 or
+// IPv6 fragments yields exactly the messages of the original, and tshark (which
 // reassembles IP by default) agrees.
-func TestIPv4Fragments(t *testing.T) {
-	orig := filepath.Join("testdata", "ws-plain.pcap")
-	frag := filepath.Join(t.TempDir(), "fragmented.pcap")
-	fragmentCapture(t, orig, frag, 1200)
-	want, _ := wstapMessages(t, orig)
-	got, rec := wstapMessages(t, frag)
-	if len(got) != len(want) {
-		t.Fatalf("%d messages from the fragmented capture, %d from the original\n%s", len(got), len(want), rec.dump())
+func TestIPFragments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v6   bool
+	}{{"ipv4", false}, {"ipv6", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			orig := filepath.Join("testdata", "ws-plain.pcap")
+			frag := filepath.Join(t.TempDir(), "fragmented.pcap")
+			fragmentCapture(t, orig, frag, 1200, tc.v6)
+			want, _ := wstapMessages(t, orig)
+			got, rec := wstapMessages(t, frag)
+			if len(got) != len(want) {
+				t.Fatalf("%d messages from the fragmented capture, %d from the original\n%s", len(got), len(want), rec.dump())
+			}
+			for i := range want {
+				if got[i].fromServer != want[i].fromServer || got[i].op != want[i].op || !bytes.Equal(got[i].payload, want[i].payload) {
+					t.Fatalf("message %d: %s, want %s", i, got[i], want[i])
+				}
+			}
+			opens := rec.kinds("open")
+			if len(opens) != 1 {
+				t.Fatalf("%d connections", len(opens))
+			}
+			if server, ok := opens[0].pc.Server.(*net.TCPAddr); !ok || (server.IP.To4() == nil) != tc.v6 {
+				t.Fatalf("connection to %v", opens[0].pc.Server)
+			}
+			tshark := needTool(t, "tshark")
+			if dev := compareOracle(t, got, tsharkMessages(t, tshark, frag, 9101)); dev != (tsharkDeviations{}) {
+				t.Errorf("tshark deviates in %+v", dev)
+			}
+			t.Logf("%d messages, as in the original capture and as tshark shows them", len(got))
+		})
 	}
-	for i := range want {
-		if got[i].fromServer != want[i].fromServer || got[i].op != want[i].op || !bytes.Equal(got[i].payload, want[i].payload) {
-			t.Fatalf("message %d: %s, want %s", i, got[i], want[i])
-		}
-	}
-	tshark := needTool(t, "tshark")
-	if dev := compareOracle(t, got, tsharkMessages(t, tshark, frag, 9101)); dev != (tsharkDeviations{}) {
-		t.Errorf("tshark deviates in %+v", dev)
-	}
-	t.Logf("%d messages, as in the original capture and as tshark shows them", len(got))
 }
 
 // sentMsg is one message of the loopback script, from the client.

@@ -358,15 +358,16 @@ const sparseFrames = 10
 type linkSpec struct {
 	lt   layers.LinkType
 	vlan bool
-	// frag, when set, cuts IPv4 datagrams into fragments of that many payload
+	// frag, when set, cuts IP datagrams into fragments of that many payload
 	// bytes (a multiple of 8), every other datagram's fragments sent last first.
 	frag int
-	// ext6 puts an IPv6 destination options header before TCP.
+	// ext6 puts an IPv6 destination options header before TCP (after the
+	// fragment header, when there is one).
 	ext6 bool
 }
 
-// frame builds the bytes of one packet, or of its fragments (IPv4 identification
-// id).
+// frame builds the bytes of one packet, or of its fragments (identification id;
+// 2^20 + id over IPv6).
 func frame(t *testing.T, ls linkSpec, src, dst netip.AddrPort, tcp *layers.TCP, payload []byte, id uint16) [][]byte {
 	t.Helper()
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
@@ -384,14 +385,26 @@ func frame(t *testing.T, ls linkSpec, src, dst netip.AddrPort, tcp *layers.TCP, 
 		ip6 := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64,
 			SrcIP: net.IP(src.Addr().AsSlice()), DstIP: net.IP(dst.Addr().AsSlice())}
 		tcp.SetNetworkLayerForChecksum(ip6)
+		seg := serialize(tcp, gopacket.Payload(payload))
 		if ls.ext6 {
-			seg := serialize(tcp, gopacket.Payload(payload))
 			// Destination options: next header TCP, length 0 (8 bytes), PadN of 4.
-			ext := []byte{byte(layers.IPProtocolTCP), 0, 1, 4, 0, 0, 0, 0}
+			seg = append([]byte{byte(layers.IPProtocolTCP), 0, 1, 4, 0, 0, 0, 0}, seg...)
 			ip6.NextHeader = layers.IPProtocolIPv6Destination
-			ipPackets = append(ipPackets, serialize(ip6, gopacket.Payload(append(ext, seg...))))
+		}
+		if ls.frag == 0 || len(seg) <= ls.frag {
+			ipPackets = append(ipPackets, serialize(ip6, gopacket.Payload(seg)))
 		} else {
-			ipPackets = append(ipPackets, serialize(ip6, tcp, gopacket.Payload(payload)))
+			// The options, if any, travel in the fragmentable part.
+			next := ip6.NextHeader
+			ip6.NextHeader = layers.IPProtocolIPv6Fragment
+			for off := 0; off < len(seg); off += ls.frag {
+				fh := &layers.IPv6Fragment{NextHeader: next, FragmentOffset: uint16(off / 8),
+					MoreFragments: off+ls.frag < len(seg), Identification: 1<<20 + uint32(id)}
+				ipPackets = append(ipPackets, serialize(ip6, fh, gopacket.Payload(seg[off:min(len(seg), off+ls.frag)])))
+			}
+			if id%2 == 1 {
+				slices.Reverse(ipPackets)
+			}
 		}
 	} else {
 		ip4 := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, Flags: layers.IPv4DontFragment,
@@ -632,6 +645,10 @@ func TestSynthetic(t *testing.T) {
 			pert: perturb{maxSeg: 200, reorder: 0.05, drop: 4}},
 		{name: "ethernet-ipv6-destopts", link: linkSpec{lt: layers.LinkTypeEthernet, ext6: true}, opts: flowOpts{handshake: true, messages: 60, v6: true},
 			pert: perturb{maxSeg: 1460, reorder: 0.1}},
+		{name: "ethernet-ipv6-fragmented", link: linkSpec{lt: layers.LinkTypeEthernet, frag: 1232}, opts: flowOpts{handshake: true, messages: 80, v6: true},
+			pert: perturb{maxSeg: 3000, reorder: 0.1, dup: 0.1}},
+		{name: "raw-ipv6-fragmented-destopts-gaps", link: linkSpec{lt: layers.LinkTypeRaw, frag: 64, ext6: true}, opts: flowOpts{handshake: true, messages: 60, v6: true},
+			pert: perturb{maxSeg: 400, reorder: 0.05, drop: 4}},
 		{name: "midstream-ws-port", link: linkSpec{lt: layers.LinkTypeEthernet}, opts: flowOpts{messages: 80},
 			pert: perturb{maxSeg: 1460, noSYN: true, cutAt: [2]int{5000, 7000}}, port: true},
 		{name: "midstream-ws-port-gaps", link: linkSpec{lt: layers.LinkTypeLinuxSLL2}, opts: flowOpts{messages: 120},
