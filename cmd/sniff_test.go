@@ -19,10 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/gorilla/websocket"
 
-	"github.com/wstap/wstap/sniff"
 	"github.com/wstap/wstap/sniff/capture"
 )
 
@@ -289,28 +291,129 @@ func TestSniffErrors(t *testing.T) {
 	}
 }
 
-// TestSniffProgress runs the progress display against a buffer (the command shows
-// it only on a terminal).
-func TestSniffProgress(t *testing.T) {
-	src, err := sniff.OpenFile(plainCapture)
+// TestSniffProgressTerminal reads a capture larger than progressMin with stderr
+// on a pseudo-terminal, as at a shell: the progress bar is drawn there, then the
+// summary. Nothing but a terminal gets the bar: not a pipe, not /dev/null (a
+// character device too), not a buffer.
+func TestSniffProgressTerminal(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.pcap")
+	repeatCapture(t, plainCapture, big, 5)
+	if st, err := os.Stat(big); err != nil || st.Size() <= progressMin {
+		t.Fatalf("capture of %v bytes (%v), want more than %d", st.Size(), err, progressMin)
+	}
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var screen bytes.Buffer
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		io.Copy(&screen, ptmx) // until the terminal's last file is closed
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := Run(ctx, []string{"sniff", "-r", big, "--quiet"}, io.Discard, tty)
+	tty.Close()
+	<-read
+	out := screen.String()
+	bar, sum := strings.LastIndex(out, "reading "+big), strings.Index(out, "5 connections, 180 messages")
+	if code != 0 || bar < 0 || sum < bar {
+		t.Errorf("exit %d; the terminal shows:\n%q", code, out)
+	}
+
+	ptmx2, tty2, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx2.Close()
+	defer tty2.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	for _, w := range []struct {
+		name string
+		w    io.Writer
+		tty  bool
+	}{{"terminal", tty2, true}, {"pipe", pw, false}, {"/dev/null", null, false}, {"buffer", &bytes.Buffer{}, false}} {
+		if got := isTerminal(w.w); got != w.tty {
+			t.Errorf("isTerminal(%s) = %v", w.name, got)
+		}
+	}
+}
+
+// repeatCapture writes copies of an Ethernet capture of one connection, each a
+// second after the last and from its own client port: copies connections.
+func repeatCapture(t *testing.T, in, out string, copies int) {
+	t.Helper()
+	src, err := os.Open(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	var out bytes.Buffer
-	stop := progress(&out, src, "ws-plain.pcap")
+	r, err := pcapgo.NewReader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type packet struct {
+		ci   gopacket.CaptureInfo
+		data []byte
+	}
+	var pkts []packet
 	for {
-		if _, _, _, err := src.ReadPacket(); err != nil {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
 			break
+		} else if err != nil {
+			t.Fatal(err)
 		}
+		pkts = append(pkts, packet{ci, data})
 	}
-	time.Sleep(300 * time.Millisecond)
-	stop()
-	if !strings.Contains(out.String(), "reading ws-plain.pcap") {
-		t.Errorf("progress output %q", out.String())
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if isTerminal(&out) {
-		t.Error("a buffer is not a terminal")
+	defer f.Close()
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(r.Snaplen(), r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	for c := range copies {
+		for _, pk := range pkts {
+			p := gopacket.NewPacket(pk.data, r.LinkType(), gopacket.Default)
+			ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if ip == nil || tcp == nil {
+				t.Fatalf("not TCP over IPv4: %v", p)
+			}
+			client := layers.TCPPort(40000 + c)
+			if tcp.SrcPort == 9101 {
+				tcp.DstPort = client
+			} else {
+				tcp.SrcPort = client
+			}
+			tcp.SetNetworkLayerForChecksum(ip)
+			buf := gopacket.NewSerializeBuffer()
+			if err := gopacket.SerializePacket(buf, opts, p); err != nil {
+				t.Fatal(err)
+			}
+			ci := pk.ci
+			ci.Timestamp = ci.Timestamp.Add(time.Duration(c) * time.Second)
+			ci.CaptureLength, ci.Length = len(buf.Bytes()), len(buf.Bytes())
+			if err := w.WritePacket(ci, buf.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 

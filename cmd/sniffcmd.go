@@ -17,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/net/bpf"
+	"golang.org/x/term"
 
 	"github.com/wstap/wstap/internal/eventlog"
 	"github.com/wstap/wstap/plugins"
@@ -253,14 +254,11 @@ func summary(st sniff.Stats, took time.Duration) string {
 	return b.String()
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal (not merely a character device,
+// as /dev/null is).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // progress shows how far src has been read until the returned function is called.
