@@ -8,13 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +18,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/gorilla/websocket"
-
-	"github.com/wstap/wstap/sniff/capture"
 )
 
 const plainCapture = "../sniff/testdata/ws-plain.pcap"
@@ -425,86 +417,5 @@ func TestSniffFilterFile(t *testing.T) {
 	code, _, stderr = sniffCmd(t, "sniff", "-r", plainCapture, "--quiet", "--filter", "tcp port 9102")
 	if code != 0 || !strings.Contains(stderr, "0 packets, 0 connections") {
 		t.Errorf("exit %d:\n%s", code, stderr)
-	}
-}
-
-// TestSniffLive sniffs a WebSocket echo on the loopback interface (needs
-// CAP_NET_RAW; skipped without it).
-func TestSniffLive(t *testing.T) {
-	up := websocket.Upgrader{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			c.WriteMessage(op, p)
-		}
-	}))
-	defer srv.Close()
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	probe, err := openCapture("lo", "tcp port "+strconv.Itoa(port))
-	if errors.Is(err, capture.ErrPermission) {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err) // CI runs as root: live capture must work there
-		}
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	done := make(chan int)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() {
-		done <- Run(runCtx, []string{"sniff", "-i", "lo", "--filter", "tcp port " + strconv.Itoa(port), "--log", "-"}, &out, &errOut)
-	}()
-	time.Sleep(500 * time.Millisecond) // the capture is open
-	c, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/live", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []string{"one", "two", "three"} {
-		c.WriteMessage(websocket.TextMessage, []byte(m))
-		c.ReadMessage()
-	}
-	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "bye"))
-	c.ReadMessage()
-	c.Close()
-	time.Sleep(500 * time.Millisecond)
-	stop()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d:\n%s", code, errOut.String())
-		}
-	case <-ctx.Done():
-		t.Fatal("wstap sniff -i did not stop")
-	}
-	var texts []string
-	for _, m := range jsonLines(t, out.String()) {
-		if m["event"] == "message" && m["opcode"] == "text" {
-			texts = append(texts, m["dir"].(string)+" "+m["payload"].(string))
-		}
-		if m["event"] == "open" && !strings.HasSuffix(m["url"].(string), "/live") {
-			t.Errorf("open %v", m)
-		}
-	}
-	if want := "c2s one,s2c one,c2s two,s2c two,c2s three,s2c three"; strings.Join(texts, ",") != want {
-		t.Errorf("messages %q, want %s\n%s", texts, want, errOut.String())
-	}
-	// Stopped as Ctrl-C stops it (cmd.Main cancels Run's context on SIGINT): the
-	// summary comes last, each message once (loopback's second copies dropped).
-	if !regexp.MustCompile(`wstap sniff: \d+ packets, 1 connection, 8 messages \(.*\), 0 gaps, 0 errors`).MatchString(errOut.String()) {
-		t.Errorf("no summary of 1 connection and 8 messages in stderr:\n%s", errOut.String())
 	}
 }

@@ -206,6 +206,15 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		stopProgress = progress(stderr, fileSrc, file)
 	}
 
+	if iface != "" {
+		// As tcpdump's "listening on": the capture is open, nothing is missed
+		// from here on.
+		what := "capturing on " + iface
+		if filter != "" {
+			what += " (" + filter + ")"
+		}
+		fmt.Fprintf(stderr, "wstap sniff: %s; Ctrl-C stops\n", what)
+	}
 	s := sniff.New(cfg)
 	start := time.Now()
 	runErr := s.Run(ctx, src)
