@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -84,5 +86,52 @@ func TestSniffLiveInterrupt(t *testing.T) {
 	summary := regexp.MustCompile(`wstap sniff: \d+ packets, 1 connection, 8 messages \(.*\), 0 gaps, 0 errors; .*\n$`)
 	if !summary.MatchString(p.stderr.String()) {
 		t.Errorf("stderr does not end with a summary of 1 connection and 8 messages:\n%s", p.stderr)
+	}
+}
+
+// TestSniffLiveUnprivileged runs `wstap sniff -i lo` as nobody (uid 65534, no
+// capabilities), from a directory outside /root, as a user without
+// CAP_NET_RAW would: it must exit 1 with one line that names the capability and
+// says how to grant it.
+func TestSniffLiveUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root: this test switches to an unprivileged user")
+		}
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatal("setpriv (util-linux) not found")
+	}
+	// The binary lives in a private temporary directory: copy it where nobody
+	// may run it.
+	dir, err := os.MkdirTemp("/tmp", "wstap-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(wstapBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wstap"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, setpriv, dir, childEnv(), "--reuid=65534", "--regid=65534", "--clear-groups",
+		filepath.Join(dir, "wstap"), "sniff", "-i", "lo", "--filter", "tcp port 9")
+	code := p.finish(t)
+	out := p.stderr.String()
+	t.Logf("exit %d: %s", code, out)
+	if code != 1 || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "wstap sniff: -i lo: ") {
+		t.Errorf("exit %d, want 1 with one line of error:\n%s", code, out)
+	}
+	for _, want := range []string{"CAP_NET_RAW", "sudo setcap cap_net_raw+ep"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the error lacks %q", want)
+		}
 	}
 }
