@@ -290,8 +290,12 @@ func TestSniffErrors(t *testing.T) {
 func TestSniffProgressTerminal(t *testing.T) {
 	big := filepath.Join(t.TempDir(), "big.pcap")
 	repeatCapture(t, plainCapture, big, 5)
-	if st, err := os.Stat(big); err != nil || st.Size() <= progressMin {
-		t.Fatalf("capture of %v bytes (%v), want more than %d", st.Size(), err, progressMin)
+	st, err := os.Stat(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() <= progressMin {
+		t.Fatalf("capture of %d bytes, want more than %d", st.Size(), progressMin)
 	}
 	ptmx, tty, err := pty.Open()
 	if err != nil {
