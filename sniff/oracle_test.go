@@ -369,26 +369,41 @@ func TestTsharkOracleReordered(t *testing.T) {
 	if swapped := reorderCapture(t, orig, reordered, 3); swapped < 10 {
 		t.Fatalf("only %d pairs of segments swapped", swapped)
 	}
-	want, _ := wstapMessages(t, orig)
-	got, rec := wstapMessages(t, reordered)
 	// A swap delays a segment, so only the order within a direction is kept.
-	gc, gs := byDirection(got)
-	wc, ws := byDirection(want)
-	for _, d := range []struct{ got, want []oracleMsg }{{gc, wc}, {gs, ws}} {
-		if len(d.got) != len(d.want) {
-			t.Fatalf("%d messages from the reordered capture, %d from the original\n%s", len(d.got), len(d.want), rec.dump())
+	checkRewritten(t, orig, reordered, true)
+}
+
+// checkRewritten checks a capture rewritten from orig: wstap reads from it the
+// messages it reads from orig, in the same order (with perDirection, in the
+// same order within each direction), and tshark shows them as well. It returns
+// the rewritten capture's recorder.
+func checkRewritten(t *testing.T, orig, rewritten string, perDirection bool) *recorder {
+	t.Helper()
+	want, _ := wstapMessages(t, orig)
+	got, rec := wstapMessages(t, rewritten)
+	lists := [][2][]oracleMsg{{got, want}}
+	if perDirection {
+		gc, gs := byDirection(got)
+		wc, ws := byDirection(want)
+		lists = [][2][]oracleMsg{{gc, wc}, {gs, ws}}
+	}
+	for _, l := range lists {
+		g, w := l[0], l[1]
+		if len(g) != len(w) {
+			t.Fatalf("%d messages from the rewritten capture, %d from the original\n%s", len(g), len(w), rec.dump())
 		}
-		for i := range d.want {
-			if g, w := d.got[i], d.want[i]; g.op != w.op || !bytes.Equal(g.payload, w.payload) {
-				t.Fatalf("message %d: %s, want %s", i, g, w)
+		for i := range w {
+			if g[i].fromServer != w[i].fromServer || g[i].op != w[i].op || !bytes.Equal(g[i].payload, w[i].payload) {
+				t.Fatalf("message %d: %s, want %s", i, g[i], w[i])
 			}
 		}
 	}
 	tshark := needTool(t, "tshark")
-	if dev := compareOracle(t, got, tsharkMessages(t, tshark, reordered, 9101)); dev != (tsharkDeviations{}) {
+	if dev := compareOracle(t, got, tsharkMessages(t, tshark, rewritten, 9101)); dev != (tsharkDeviations{}) {
 		t.Errorf("tshark deviates in %+v", dev)
 	}
 	t.Logf("%d messages, as in the original capture and as tshark shows them", len(got))
+	return rec
 }
 
 // capturedPacket is one packet of a pcap file.
@@ -543,16 +558,7 @@ func TestIPFragments(t *testing.T) {
 			orig := filepath.Join("testdata", "ws-plain.pcap")
 			frag := filepath.Join(t.TempDir(), "fragmented.pcap")
 			fragmentCapture(t, orig, frag, 1200, tc.v6)
-			want, _ := wstapMessages(t, orig)
-			got, rec := wstapMessages(t, frag)
-			if len(got) != len(want) {
-				t.Fatalf("%d messages from the fragmented capture, %d from the original\n%s", len(got), len(want), rec.dump())
-			}
-			for i := range want {
-				if got[i].fromServer != want[i].fromServer || got[i].op != want[i].op || !bytes.Equal(got[i].payload, want[i].payload) {
-					t.Fatalf("message %d: %s, want %s", i, got[i], want[i])
-				}
-			}
+			rec := checkRewritten(t, orig, frag, false)
 			opens := rec.kinds("open")
 			if len(opens) != 1 {
 				t.Fatalf("%d connections", len(opens))
@@ -560,11 +566,6 @@ func TestIPFragments(t *testing.T) {
 			if server, ok := opens[0].pc.Server.(*net.TCPAddr); !ok || (server.IP.To4() == nil) != tc.v6 {
 				t.Fatalf("connection to %v", opens[0].pc.Server)
 			}
-			tshark := needTool(t, "tshark")
-			if dev := compareOracle(t, got, tsharkMessages(t, tshark, frag, 9101)); dev != (tsharkDeviations{}) {
-				t.Errorf("tshark deviates in %+v", dev)
-			}
-			t.Logf("%d messages, as in the original capture and as tshark shows them", len(got))
 		})
 	}
 }
