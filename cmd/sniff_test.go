@@ -6,10 +6,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +17,8 @@ import (
 	"github.com/creack/pty"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/wstap/wstap/internal/pcaptest"
 )
 
 const plainCapture = "../sniff/testdata/ws-plain.pcap"
@@ -150,40 +151,11 @@ func TestSniffTerminalAndStdoutLog(t *testing.T) {
 // the messages after it.
 func TestSniffGapEvents(t *testing.T) {
 	dir := t.TempDir()
-	in, err := os.Open(plainCapture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	r, err := pcapgo.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lt, pkts := pcaptest.Read(t, plainCapture)
+	// Packet 28 is the second of the two segments of the 65535-byte client text
+	// message.
 	cut := filepath.Join(dir, "cut.pcap")
-	f, err := os.Create(cut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(r.Snaplen(), r.LinkType()); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 28 { // the second of the two segments of the 65535-byte client text message
-			continue
-		}
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.Close()
+	pcaptest.Write(t, cut, lt, slices.Delete(pkts, 28, 29))
 	logPath := filepath.Join(dir, "events.jsonl")
 	code, _, stderr := sniffCmd(t, "sniff", "-r", cut, "--log", logPath)
 	if code != 0 {
@@ -351,42 +323,12 @@ func TestSniffProgressTerminal(t *testing.T) {
 // second after the last and from its own client port: copies connections.
 func repeatCapture(t *testing.T, in, out string, copies int) {
 	t.Helper()
-	src, err := os.Open(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	r, err := pcapgo.NewReader(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type packet struct {
-		ci   gopacket.CaptureInfo
-		data []byte
-	}
-	var pkts []packet
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, packet{ci, data})
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(r.Snaplen(), r.LinkType()); err != nil {
-		t.Fatal(err)
-	}
+	lt, pkts := pcaptest.Read(t, in)
+	var outPkts []pcaptest.Packet
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	for c := range copies {
 		for _, pk := range pkts {
-			p := gopacket.NewPacket(pk.data, r.LinkType(), gopacket.Default)
+			p := gopacket.NewPacket(pk.Data, lt, gopacket.Default)
 			ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 			tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 			if ip == nil || tcp == nil {
@@ -403,14 +345,12 @@ func repeatCapture(t *testing.T, in, out string, copies int) {
 			if err := gopacket.SerializePacket(buf, opts, p); err != nil {
 				t.Fatal(err)
 			}
-			ci := pk.ci
+			ci := pk.CI
 			ci.Timestamp = ci.Timestamp.Add(time.Duration(c) * time.Second)
-			ci.CaptureLength, ci.Length = len(buf.Bytes()), len(buf.Bytes())
-			if err := w.WritePacket(ci, buf.Bytes()); err != nil {
-				t.Fatal(err)
-			}
+			outPkts = append(outPkts, pcaptest.Packet{CI: ci, Data: buf.Bytes()})
 		}
 	}
+	pcaptest.Write(t, out, lt, outPkts)
 }
 
 func TestSniffFilterFile(t *testing.T) {

@@ -26,9 +26,9 @@ import (
 	coder "github.com/coder/websocket"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/gorilla/websocket"
 
+	"github.com/wstap/wstap/internal/pcaptest"
 	"github.com/wstap/wstap/internal/tcpdumptest"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
@@ -406,66 +406,16 @@ func checkRewritten(t *testing.T, orig, rewritten string, perDirection bool) *re
 	return rec
 }
 
-// capturedPacket is one packet of a pcap file.
-type capturedPacket struct {
-	ci   gopacket.CaptureInfo
-	data []byte
-}
-
-// readCapture returns a pcap file's link type and packets.
-func readCapture(t testing.TB, file string) (layers.LinkType, []capturedPacket) {
-	t.Helper()
-	src, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	r, err := pcapgo.NewReader(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pkts []capturedPacket
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return r.LinkType(), pkts
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, capturedPacket{ci, data})
-	}
-}
-
-// writeCapture writes packets into a pcap file, each packet's lengths set to
-// its data's.
-func writeCapture(t testing.TB, file string, lt layers.LinkType, pkts []capturedPacket) {
-	t.Helper()
-	var buf bytes.Buffer
-	w := pcapgo.NewWriterNanos(&buf)
-	if err := w.WriteFileHeader(262144, lt); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pkts {
-		p.ci.CaptureLength, p.ci.Length = len(p.data), len(p.data)
-		if err := w.WritePacket(p.ci, p.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // reorderCapture copies a capture, swapping in each direction of every TCP
 // connection the data segments of one neighbouring pair in every `every`; the
 // timestamps stay in file order. It returns the number of pairs swapped. The
 // first segment (the handshake's) stays first: tshark leaves out a frame that
 // comes before the upgrade request.
 func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
-	lt, pkts := readCapture(t, in)
+	lt, pkts := pcaptest.Read(t, in)
 	byDir := map[string][]int{} // data segments' indexes, per direction
 	for i, pk := range pkts {
-		p := gopacket.NewPacket(pk.data, lt, gopacket.Default)
+		p := gopacket.NewPacket(pk.Data, lt, gopacket.Default)
 		if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && len(tcp.Payload) > 0 {
 			dir := p.NetworkLayer().NetworkFlow().String() + tcp.TransportFlow().String()
 			byDir[dir] = append(byDir[dir], i)
@@ -474,11 +424,11 @@ func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
 	for _, idx := range byDir {
 		for k := 1; k+1 < len(idx); k += every {
 			a, b := &pkts[idx[k]], &pkts[idx[k+1]]
-			a.data, b.data = b.data, a.data
+			a.Data, b.Data = b.Data, a.Data
 			swapped++
 		}
 	}
-	writeCapture(t, out, lt, pkts)
+	pcaptest.Write(t, out, lt, pkts)
 	return swapped
 }
 
@@ -488,8 +438,8 @@ func reorderCapture(t *testing.T, in, out string, every int) (swapped int) {
 // packet moves to IPv6 first (a.b.c.d becoming 2001:db8::a.b.c.d) and the
 // fragments are IPv6 ones.
 func fragmentCapture(t testing.TB, in, out string, fragSize int, v6 bool) {
-	lt, pkts := readCapture(t, in)
-	var outPkts []capturedPacket
+	lt, pkts := pcaptest.Read(t, in)
+	var outPkts []pcaptest.Packet
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	serialize := func(ls ...gopacket.SerializableLayer) []byte {
 		b := gopacket.NewSerializeBuffer()
@@ -504,7 +454,7 @@ func fragmentCapture(t testing.TB, in, out string, fragSize int, v6 bool) {
 		return a[:]
 	}
 	for k, pk := range pkts {
-		p := gopacket.NewPacket(pk.data, lt, gopacket.Default)
+		p := gopacket.NewPacket(pk.Data, lt, gopacket.Default)
 		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
 		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
@@ -512,21 +462,21 @@ func fragmentCapture(t testing.TB, in, out string, fragSize int, v6 bool) {
 			outPkts = append(outPkts, pk)
 			continue
 		}
-		var frags []capturedPacket
+		var frags []pcaptest.Packet
 		if v6 {
 			eth.EthernetType = layers.EthernetTypeIPv6
 			ip6 := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: ip.TTL, SrcIP: to6(ip.SrcIP), DstIP: to6(ip.DstIP)}
 			tcp.SetNetworkLayerForChecksum(ip6)
 			seg := serialize(tcp, gopacket.Payload(tcp.Payload))
 			if len(seg) <= fragSize {
-				outPkts = append(outPkts, capturedPacket{pk.ci, serialize(eth, ip6, gopacket.Payload(seg))})
+				outPkts = append(outPkts, pcaptest.Packet{CI: pk.CI, Data: serialize(eth, ip6, gopacket.Payload(seg))})
 				continue
 			}
 			ip6.NextHeader = layers.IPProtocolIPv6Fragment
 			for off := 0; off < len(seg); off += fragSize {
 				fh := &layers.IPv6Fragment{NextHeader: layers.IPProtocolTCP, FragmentOffset: uint16(off / 8),
 					MoreFragments: off+fragSize < len(seg), Identification: uint32(k)}
-				frags = append(frags, capturedPacket{pk.ci, serialize(eth, ip6, fh, gopacket.Payload(seg[off:min(len(seg), off+fragSize)]))})
+				frags = append(frags, pcaptest.Packet{CI: pk.CI, Data: serialize(eth, ip6, fh, gopacket.Payload(seg[off:min(len(seg), off+fragSize)]))})
 			}
 		} else {
 			for off := 0; off < len(ip.Payload); off += fragSize {
@@ -535,7 +485,7 @@ func fragmentCapture(t testing.TB, in, out string, fragSize int, v6 bool) {
 				if off+fragSize < len(ip.Payload) {
 					f.Flags = layers.IPv4MoreFragments
 				}
-				frags = append(frags, capturedPacket{pk.ci, serialize(eth, f, gopacket.Payload(ip.Payload[off:min(len(ip.Payload), off+fragSize)]))})
+				frags = append(frags, pcaptest.Packet{CI: pk.CI, Data: serialize(eth, f, gopacket.Payload(ip.Payload[off:min(len(ip.Payload), off+fragSize)]))})
 			}
 		}
 		if k%2 == 1 {
@@ -543,7 +493,7 @@ func fragmentCapture(t testing.TB, in, out string, fragSize int, v6 bool) {
 		}
 		outPkts = append(outPkts, frags...)
 	}
-	writeCapture(t, out, lt, outPkts)
+	pcaptest.Write(t, out, lt, outPkts)
 }
 
 // TestIPFragments: the plain capture with every large datagram cut into IPv4 or
