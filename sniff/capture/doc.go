@@ -3,12 +3,12 @@
 //
 // # Capture
 //
-// On Linux, Open opens an AF_PACKET socket through gopacket's
-// pcapgo.EthernetHandle, bound to one interface. Only Ethernet interfaces
-// and loopback (whose frames carry a zeroed Ethernet header) are accepted,
-// so LinkType is always Ethernet. Frames are captured whole up to the
-// snaplen (DefaultSnaplen, 256 KiB, by default), large enough for the
-// merged GRO/GSO frames of up to 64 KiB that loopback hands over. The
+// On Linux, Open opens an AF_PACKET socket (with golang.org/x/sys/unix),
+// bound to one interface. Only Ethernet interfaces and loopback (whose
+// frames carry a zeroed Ethernet header) are accepted, so LinkType is
+// always Ethernet. Frames are captured whole up to the snaplen
+// (DefaultSnaplen, 256 KiB, by default), large enough for the merged
+// GRO/GSO frames of up to 64 KiB that loopback hands over. The
 // socket's receive buffer is raised to SocketBuffer (8 MiB; the kernel's
 // default holds only three such frames, and a frame that finds it full is
 // dropped and counted in Stats.Dropped). On other interfaces, promiscuous
@@ -17,10 +17,12 @@
 // capture needs Linux (ErrUnsupported).
 //
 // The filter is compiled to classic BPF and attached to the socket, so the
-// kernel drops non-matching frames before they are copied. Frames queued
-// between the socket's creation and the filter's attachment are discarded
-// (as libpcap does), so ReadPacket never returns a frame that the filter
-// rejects.
+// kernel drops non-matching frames before they are copied. The filter is
+// attached before the socket is bound to the interface, which is when it
+// starts receiving, so ReadPacket never returns a frame that the filter
+// rejects. A frame longer than the snaplen is truncated to it, and its
+// CaptureInfo says so: CaptureLength is the snaplen, Length the frame's
+// length. Timestamps are the kernel's, taken as the frame arrived.
 //
 // Loopback delivers every frame twice, once as it leaves (packet type
 // PACKET_OUTGOING) and once as it arrives; tcpdump hides this. On a
@@ -29,10 +31,12 @@
 // read once. Other interfaces keep outgoing frames: there they are the
 // host's own traffic, seen once.
 //
-// ReadPacket blocks until a frame arrives. Close, or the cancellation of
-// the context given to Open, wakes a blocked ReadPacket, which then returns
-// io.EOF. Opening without the CAP_NET_RAW capability fails with an error
-// that names it and matches ErrPermission with errors.Is.
+// ReadPacket blocks until a frame arrives, in the Go runtime's network
+// poller (the socket is non-blocking), so no thread is held. Close, or the
+// cancellation of the context given to Open, wakes a blocked ReadPacket,
+// which then returns io.EOF. Opening without the CAP_NET_RAW capability
+// fails with an error that names it and matches ErrPermission with
+// errors.Is.
 //
 // # Filter expressions
 //
@@ -74,8 +78,8 @@
 // Keywords are case-insensitive. Differences from libpcap: IPv6 extension
 // headers are not walked (a TCP segment behind an IPv6 fragment or
 // hop-by-hop header does not match "tcp"); there is no "vlan" keyword, and none is needed for live capture
-// on Linux, which strips VLAN tags before the filter runs (pcapgo reports
-// the VLAN ID in CaptureInfo.AncillaryData); and the rest of pcap-filter(7)
+// on Linux, which strips VLAN tags before the filter runs (ReadPacket
+// reports the VLAN ID in CaptureInfo.AncillaryData); and the rest of pcap-filter(7)
 // (ether, gateway, broadcast, byte offsets such as tcp[13], len, ...) is
 // not supported and is reported as a syntax error.
 //
