@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"unicode/utf8"
 )
 
@@ -19,9 +18,15 @@ const (
 // memory for the life of the connection.
 const keepBufferSize = 256 << 10
 
+// growStep is how far a message buffer may grow ahead of the payload bytes that
+// arrived: a buffer grows with what is received (at most doubling, and at least by
+// growStep), never to the length a header merely announced.
+const growStep = 64 << 10
+
 // Limits bound what an [Assembler] accepts. They are checked against the lengths in
-// frame headers before any payload is buffered, so a peer cannot make the assembler
-// allocate what it merely announced.
+// frame headers before any payload is read. Within them, buffers grow with the
+// payload bytes that actually arrive, so a peer cannot make the assembler allocate
+// what it merely announced.
 type Limits struct {
 	// MaxFrameSize is the largest frame payload; 0 means MaxMessageSize.
 	MaxFrameSize int64
@@ -202,13 +207,38 @@ func (a *Assembler) Begin(h Header) error {
 }
 
 // ReadPayload reads the whole payload of the frame begun with Begin from r (a
-// [Reader] positioned at that frame) straight into the message buffer.
+// [Reader] positioned at that frame) straight into the message buffer, which grows
+// with the bytes as they arrive.
 func (a *Assembler) ReadPayload(r io.Reader) error {
-	if _, err := io.ReadFull(r, a.extend()); err != nil {
-		return unexpected(err)
+	m := a.cur
+	for a.need > 0 {
+		if len(m.Wire) == cap(m.Wire) {
+			m.Wire = grow(m.Wire, a.need, a.fin)
+		}
+		n := len(m.Wire)
+		room := m.Wire[n:min(uint64(cap(m.Wire)), uint64(n)+a.need)]
+		k, err := r.Read(room)
+		m.Wire = m.Wire[:n+k]
+		a.need -= uint64(k)
+		if err != nil && a.need > 0 {
+			return unexpected(err)
+		}
 	}
-	a.need = 0
 	return nil
+}
+
+// grow returns b with room for more of a frame's payload, of which need bytes are
+// still to come: room for as much again as b holds (so a long message is copied
+// only a few times), or for the rest of the frame up to growStep if that is more.
+// When last (the frame ends the message), it never makes room beyond the frame.
+func grow(b []byte, need uint64, last bool) []byte {
+	more := max(uint64(len(b)), min(need, growStep))
+	if last {
+		more = min(more, need)
+	}
+	nb := make([]byte, len(b), uint64(len(b))+more)
+	copy(nb, b)
+	return nb
 }
 
 // Partial returns the headers and wire payload of the data message in progress, or
@@ -231,15 +261,6 @@ func (a *Assembler) Detach() (frames []Header, wire []byte) {
 	}
 	a.inData = false
 	return a.data.Frames, a.data.Wire
-}
-
-// extend grows the current message by the current frame's payload length and returns
-// the new part, for the caller to fill.
-func (a *Assembler) extend() []byte {
-	m := a.cur
-	n := len(m.Wire)
-	m.Wire = slices.Grow(m.Wire, int(a.need))[:n+int(a.need)]
-	return m.Wire[n:]
 }
 
 // Write appends unmasked payload bytes of the current frame. It fails if p holds more
