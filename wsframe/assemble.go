@@ -13,10 +13,15 @@ const (
 	DefaultMaxFragments   = 1 << 16
 )
 
-// keepBufferSize is the largest message buffer an Assembler keeps for reuse; a larger
-// one is released when the next message starts, so one big message does not pin its
-// memory for the life of the connection.
+// keepBufferSize is the largest message buffer an Assembler or Inflater keeps for
+// reuse. A larger one is let go of as soon as its message is complete, so one big
+// message does not pin its memory for the life of an idle connection; the small ones
+// kept make the steady state allocation-free.
 const keepBufferSize = 256 << 10
+
+// keepFrames is the largest number of frame headers an Assembler keeps room for
+// between messages, for the same reason.
+const keepFrames = 4096
 
 // growStep is how far a message buffer may grow ahead of the payload bytes that
 // arrived: a buffer grows with what is received (at most doubling, and at least by
@@ -57,6 +62,11 @@ func (l Limits) withDefaults() Limits {
 // it starts assembling the next message of the same kind (data or control): a control
 // message delivered in the middle of a fragmented data message leaves the previous
 // data message intact. Copy what you keep longer.
+//
+// A data message whose buffers grew beyond a few hundred KiB is handed over instead:
+// the Assembler lets go of those buffers when it returns the message and never reuses
+// them, so their memory is freed as soon as the caller drops the message (and its
+// slices) rather than when the connection next sends something.
 type Message struct {
 	Opcode Opcode
 
@@ -189,14 +199,8 @@ func (a *Assembler) Begin(h Header) error {
 		if h.Length > uint64(a.cfg.MaxMessageSize) {
 			return fmt.Errorf("%w of %d bytes", ErrMessageTooBig, a.cfg.MaxMessageSize)
 		}
-		wire, frames := a.data.Wire[:0], a.data.Frames[:0]
-		if cap(wire) > keepBufferSize {
-			wire = nil
-		}
-		if cap(a.inflated) > keepBufferSize {
-			a.inflated = nil
-		}
-		a.data = Message{Opcode: h.Opcode, Compressed: h.Compressed(), Wire: wire, Frames: append(frames, h)}
+		a.release() // in case the last message failed
+		a.data = Message{Opcode: h.Opcode, Compressed: h.Compressed(), Wire: a.data.Wire[:0], Frames: append(a.data.Frames[:0], h)}
 		a.cur, a.inData = &a.data, true
 	}
 	if h.Length > uint64(a.cfg.MaxFrameSize) {
@@ -254,13 +258,44 @@ func (a *Assembler) Partial() (frames []Header, wire []byte) {
 // and returns the headers and wire payload of the frames it received so far. The
 // caller takes over the rest of that message: its continuation frames must not be
 // passed to Begin, which would reject them. A relay uses it to stream a message that
-// turned out too large to hold.
+// turned out too large to hold. The slices stay valid as a [Message]'s do; large ones
+// are handed over to the caller.
 func (a *Assembler) Detach() (frames []Header, wire []byte) {
 	if !a.inData {
 		return nil, nil
 	}
 	a.inData = false
-	return a.data.Frames, a.data.Wire
+	frames, wire = a.data.Frames, a.data.Wire
+	a.release()
+	return frames, wire
+}
+
+// release lets go of the data message's buffers that grew too large to keep. The
+// caller has made sure nothing of the Assembler's still points into them.
+func (a *Assembler) release() {
+	if cap(a.data.Wire) > keepBufferSize {
+		a.data.Wire = nil
+	}
+	if cap(a.data.Frames) > keepFrames {
+		a.data.Frames = nil
+	}
+	if cap(a.inflated) > keepBufferSize {
+		a.inflated = nil
+	}
+	a.data.Payload = nil
+}
+
+// handOver returns the completed data message m (which is &a.data) for the caller.
+// When some of its buffers are too large to keep, the caller gets a Message of its
+// own holding them and the Assembler lets go of them; otherwise m itself.
+func (a *Assembler) handOver(m *Message) *Message {
+	if cap(m.Wire) <= keepBufferSize && cap(m.Frames) <= keepFrames && cap(a.inflated) <= keepBufferSize {
+		return m
+	}
+	out := new(Message)
+	*out = *m
+	a.release()
+	return out
 }
 
 // Write appends unmasked payload bytes of the current frame. It fails if p holds more
@@ -301,12 +336,14 @@ func (a *Assembler) End() (*Message, error) {
 		out, err := a.cfg.Inflater.Inflate(a.inflated[:0], m.Wire, a.cfg.MaxMessageSize)
 		a.inflated = out
 		if err != nil {
+			a.release()
 			return nil, err
 		}
 		m.Payload = out
 	}
 	if m.Opcode == OpText && !a.cfg.Lenient && !utf8.Valid(m.Payload) {
+		a.release()
 		return nil, ErrInvalidUTF8
 	}
-	return m, nil
+	return a.handOver(m), nil
 }

@@ -19,6 +19,19 @@ func allocated(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
+// retained returns how much more live heap there is after f than before it, once
+// the garbage is collected. f's result is kept alive until the measurement.
+func retained(f func() any) int64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	keep := f()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(keep)
+	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
+}
+
 // announceReader is a peer that sends one frame header and then only some of the
 // payload it announced, and then goes away.
 type announceReader struct {
@@ -137,5 +150,115 @@ func TestAssemblerReadsPayloadInPieces(t *testing.T) {
 		if !bytes.Equal(m.Payload, want) || len(m.Frames) != len(sizes) {
 			t.Fatalf("sizes %v: %d bytes in %d frames, want %d in %d", sizes, len(m.Payload), len(m.Frames), len(want), len(sizes))
 		}
+	}
+}
+
+// bigPayload returns n pseudo-random bytes, compressible but not trivially.
+func bigPayload(n int) []byte {
+	p := make([]byte, n)
+	x := uint32(1)
+	for i := range p {
+		x = x*1664525 + 1013904223
+		p[i] = 'a' + byte(x>>28)
+	}
+	return p
+}
+
+// clientMessages returns the frames of msgs as a client sends them, each cut into
+// the given number of fragments and compressed in order when c is not nil.
+func clientMessages(t *testing.T, c *wsframe.Compression, fragments int, msgs ...[]byte) []byte {
+	t.Helper()
+	var d *wsframe.Deflater
+	if c != nil {
+		var err error
+		if d, err = wsframe.NewDeflater(*c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b bytes.Buffer
+	w := wsframe.NewWriter(&b, wsframe.Client, 0)
+	for _, wire := range msgs {
+		rsv, n := uint8(0), fragments
+		if len(wire) < 1000 {
+			n = 1
+		}
+		if d != nil {
+			var err error
+			if wire, err = d.Deflate(nil, wire); err != nil {
+				t.Fatal(err)
+			}
+			rsv = wsframe.RSV1
+		}
+		for i := range n {
+			part := wire[len(wire)*i/n : len(wire)*(i+1)/n]
+			h := wsframe.Header{Fin: i == n-1, Opcode: wsframe.OpContinuation, Masked: true, Mask: w.NewMaskKey()}
+			if i == 0 {
+				h.Opcode, h.Rsv = wsframe.OpText, rsv
+			}
+			if err := w.WriteFrame(h, part); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestAssemblerLetsGoOfLargeMessages reads one large message and drops it while
+// keeping the Assembler, as a connection that goes idle after it does: the
+// Assembler must not keep the message's buffers (wire, inflated or frame headers)
+// alive. A large message it handed over stays intact while it reads the next one.
+func TestAssemblerLetsGoOfLargeMessages(t *testing.T) {
+	deflate := &wsframe.Compression{ContextTakeover: true}
+	tests := []struct {
+		name      string
+		size      int
+		fragments int
+		comp      *wsframe.Compression
+	}{
+		{"uncompressed", 8 << 20, 1, nil},
+		{"fragmented", 4 << 20, 20000, nil},
+		{"compressed", 24 << 20, 3, deflate},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := bigPayload(tt.size)
+			next := []byte("next")
+			stream := clientMessages(t, tt.comp, tt.fragments, payload, next, payload, next)
+			rules := wsframe.Rules{Sender: wsframe.Client}
+			cfg := wsframe.AssemblerConfig{Limits: wsframe.Limits{MaxMessageSize: 64 << 20, MaxFragments: 1 << 20}}
+			if tt.comp != nil {
+				rules.Extensions = wsframe.RSV1
+				cfg.Inflater = wsframe.NewInflater(*tt.comp)
+			}
+			r := wsframe.NewReader(bytes.NewReader(stream), rules, 0)
+			a := wsframe.NewAssembler(cfg)
+			read := func(want []byte, frames int) *wsframe.Message {
+				t.Helper()
+				m, err := a.ReadMessage(r)
+				if err != nil || !bytes.Equal(m.Payload, want) || len(m.Frames) != frames {
+					t.Fatalf("message of %d bytes: %v", len(want), err)
+				}
+				return m
+			}
+			held := retained(func() any {
+				read(payload, tt.fragments)
+				return a // the caller is done with the message; the connection idles
+			})
+			runtime.KeepAlive(stream) // measured against a heap that held them throughout
+			runtime.KeepAlive(payload)
+			t.Logf("after a %d-byte message in %d frames, the Assembler holds %d more bytes", tt.size, tt.fragments, held)
+			if held > 1<<20 {
+				t.Fatalf("the Assembler holds %d more bytes after a %d-byte message", held, tt.size)
+			}
+			read(next, 1)
+			m := read(payload, tt.fragments)
+			read(next, 1)
+			if !bytes.Equal(m.Payload, payload) || len(m.Frames) != tt.fragments {
+				t.Fatal("the large message changed when the next one was read")
+			}
+		})
 	}
 }

@@ -25,6 +25,9 @@ const maxWindow = 1 << 15
 // connection. With context takeover it carries the sender's LZ77 window (the last
 // 32 KiB of output) from one message to the next, so messages must be inflated in
 // order and none may be skipped.
+//
+// Between messages the Inflater holds its window and small buffers only: those grown
+// for a large message are let go of when it ends.
 type Inflater struct {
 	takeover bool
 	fr       io.ReadCloser
@@ -42,12 +45,14 @@ func NewInflater(c Compression) *Inflater {
 // returns the extended slice. More than limit bytes of output is an error wrapping
 // [ErrInflateTooBig] (close code 1009): a decompression bomb costs at most limit
 // bytes. Corrupt data wraps [ErrBadDeflate]. After an error the Inflater's window
-// is unreliable; the connection should end.
+// is unreliable; the connection should end. src is only read; the Inflater keeps no
+// reference to src or dst.
 func (f *Inflater) Inflate(dst, src []byte, limit int64) ([]byte, error) {
 	// The decompressor reads fastest from a *bytes.Reader, so message and trailer are
 	// copied into one buffer: cheap next to inflating them.
 	f.in = append(append(f.in[:0], src...), inflateTrailer...)
 	f.src.Reset(f.in)
+	defer f.letGo()
 	var dict []byte
 	if f.takeover {
 		dict = f.window
@@ -79,10 +84,16 @@ func (f *Inflater) Inflate(dst, src []byte, limit int64) ([]byte, error) {
 	if f.takeover {
 		f.remember(dst[start:])
 	}
+	return dst, nil
+}
+
+// letGo drops the Inflater's hold on the message it inflated: the decompressor's
+// source, and the copy of the message unless it is small enough to keep for the next.
+func (f *Inflater) letGo() {
+	f.src.Reset(nil)
 	if cap(f.in) > keepBufferSize {
 		f.in = nil
 	}
-	return dst, nil
 }
 
 // remember slides the window over out.

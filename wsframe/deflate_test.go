@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/wstap/wstap/wsframe"
@@ -93,5 +94,27 @@ func TestDeflateEmptyMessage(t *testing.T) {
 	}
 	if _, err := wsframe.NewDeflater(wsframe.Compression{WindowBits: 16}); err == nil {
 		t.Fatal("window bits 16 accepted")
+	}
+}
+
+// TestInflaterLetsGoOfLargeMessages inflates one large message and keeps the
+// Inflater, as an idle connection does: it must not keep the message alive.
+func TestInflaterLetsGoOfLargeMessages(t *testing.T) {
+	c := wsframe.Compression{ContextTakeover: true}
+	payload := bigPayload(8 << 20)
+	wire := benchCompressed(t, c, [][]byte{payload})[0]
+	f := wsframe.NewInflater(c)
+	held := retained(func() any {
+		out, err := f.Inflate(nil, wire, 1<<30)
+		if err != nil || !bytes.Equal(out, payload) {
+			t.Fatalf("Inflate: %v", err)
+		}
+		return f
+	})
+	runtime.KeepAlive(wire)
+	runtime.KeepAlive(payload)
+	t.Logf("after inflating %d bytes from %d, the Inflater holds %d more bytes", len(payload), len(wire), held)
+	if held > 256<<10 {
+		t.Fatalf("the Inflater holds %d more bytes after a message of %d bytes compressed to %d", held, len(payload), len(wire))
 	}
 }
