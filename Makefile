@@ -5,7 +5,7 @@ GO        ?= go
 FUZZTIME  ?= 15s
 # Debian packages the tests use, as "command:package" pairs, and Python modules
 # for /usr/bin/python3 as "module:package" pairs.
-TEST_DEPS := /usr/bin/python3:python3 curl:curl /usr/bin/chromium:chromium certutil:libnss3-tools tcpdump:tcpdump tshark:tshark
+TEST_DEPS := /usr/bin/python3:python3 curl:curl /usr/bin/chromium:chromium certutil:libnss3-tools tcpdump:tcpdump tshark:tshark node:nodejs
 PY_DEPS   := cryptography:python3-cryptography
 
 .PHONY: test deps vet unit fuzz bench
