@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/dustin/go-humanize"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wstap/wstap/plugins"
@@ -100,9 +99,9 @@ func loadConfig(path string) (config, error) {
 
 // parseSize parses a byte size such as "16MiB", "1GB" or "1048576".
 func parseSize(name, s string) (int64, error) {
-	n, err := humanize.ParseBytes(strings.TrimSpace(s))
-	if err != nil || n == 0 || n > 1<<62 {
+	n, err := plugins.ParseSize(s)
+	if err != nil || n == 0 {
 		return 0, fmt.Errorf("--%s %q: want a positive size such as 16MiB, 1GiB or 1048576", name, s)
 	}
-	return int64(n), nil
+	return n, nil
 }

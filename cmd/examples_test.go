@@ -510,7 +510,8 @@ func TestExamplesDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tested := map[string]bool{exReplace: true, "base64": true, "aes:key=hex:" + chatcrypto.DemoKey: true}
+	// The codec gate's example (gateReplace behind base64) runs in TestCodecGateAndRecord.
+	tested := map[string]bool{exReplace: true, "base64": true, "aes:key=hex:" + chatcrypto.DemoKey: true, gateReplace: true}
 	for _, st := range exStyles {
 		tested[st.hook] = true
 		h, _ := st.keyed(exOtherKey)

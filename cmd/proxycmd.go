@@ -16,8 +16,7 @@ import (
 	"github.com/wstap/wstap/certs"
 	"github.com/wstap/wstap/internal/eventlog"
 	"github.com/wstap/wstap/plugins"
-	"github.com/wstap/wstap/plugins/exechook"
-	"github.com/wstap/wstap/plugins/gosrc"
+	"github.com/wstap/wstap/plugins/load"
 	"github.com/wstap/wstap/proxy"
 )
 
@@ -106,11 +105,12 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	default:
 		return badValue("--hook-errors %q: want pass or close", c.HookErrors)
 	}
-	chain, names, err := buildChain(c.Hooks, policy, logger)
+	chain, err := load.Chain(specsOf(c.Hooks), load.Options{Policy: policy, Logger: logger})
 	if err != nil {
 		return badValue("--hook: %v", err)
 	}
 	defer chain.Close()
+	names := chain.Names()
 	pcfg.Chain = chain
 	if err := checkListen(c.Listen, c.AllowRemote); err != nil {
 		return badValue("%v", err)
@@ -126,14 +126,14 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	switch c.Log {
 	case "":
 	case "-":
-		jsonl = eventlog.NewJSONL(stdout)
+		jsonl = eventlog.NewJSONL(stdout, eventlog.Live)
 	default:
 		f, err := os.Create(c.Log)
 		if err != nil {
 			return fail("--log: %v", err)
 		}
 		defer f.Close()
-		jsonl = eventlog.NewJSONL(f)
+		jsonl = eventlog.NewJSONL(f, eventlog.Live)
 	}
 	if jsonl != nil {
 		observers = append(observers, jsonl)
@@ -144,7 +144,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}()
 	}
 	if !c.Quiet {
-		observers = append(observers, eventlog.NewTerminal(stderr))
+		term := eventlog.NewTerminal(stderr, eventlog.Live)
+		defer term.Close()
+		observers = append(observers, term)
 	}
 	pcfg.Observer = observers
 
@@ -238,47 +240,11 @@ func checkListen(addr string, allowRemote bool) error {
 	return nil
 }
 
-// buildChain builds the hook chain in order and returns the hooks' names. On error,
-// hook processes already started are stopped.
-func buildChain(specs []hookSpec, policy plugins.ErrorPolicy, log *slog.Logger) (chain *plugins.Chain, names []string, err error) {
-	var elems []any
-	defer func() {
-		if err != nil {
-			for _, e := range elems {
-				if c, ok := e.(io.Closer); ok {
-					c.Close()
-				}
-			}
-		}
-	}()
-	for _, s := range specs {
-		var loaded []any
-		switch s.Kind {
-		case plugins.Named:
-			p, err := plugins.New(s.Name, s.Options)
-			if err != nil {
-				return nil, nil, err
-			}
-			if l, ok := p.(interface{ SetLogger(*slog.Logger) }); ok {
-				l.SetLogger(log)
-			}
-			loaded = []any{p}
-		case plugins.GoFile:
-			if loaded, err = gosrc.Load(s.Path); err != nil {
-				return nil, nil, err
-			}
-		case plugins.Exec:
-			p, err := exechook.Start(s.Command, log)
-			if err != nil {
-				return nil, nil, err
-			}
-			loaded = []any{p}
-		}
-		for _, e := range loaded {
-			elems = append(elems, e)
-			names = append(names, e.(interface{ Name() string }).Name())
-		}
+// specsOf returns the plugin specs of the config's hooks.
+func specsOf(hooks []hookSpec) []plugins.Spec {
+	specs := make([]plugins.Spec, len(hooks))
+	for i, h := range hooks {
+		specs[i] = h.Spec
 	}
-	chain, err = plugins.NewChain(policy, log, elems...)
-	return chain, names, err
+	return specs
 }

@@ -3,13 +3,16 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/internal/eventlog"
+	"github.com/wstap/wstap/plugins/load"
 )
 
 // readmeBlocks returns the fenced code blocks of README.md with the given info string.
@@ -124,13 +127,62 @@ func TestReadmeConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("README config: %v\n%s", err, b)
 		}
-		chain, names, err := buildChain(c.Hooks, plugins.FailOpen, nil)
+		chain, err := load.Chain(specsOf(c.Hooks), load.Options{})
 		if err != nil {
 			t.Fatalf("README config hooks: %v", err)
 		}
+		names := chain.Names()
 		chain.Close()
 		if len(names) != len(c.Hooks) || c.Listen == "" {
 			t.Fatalf("README config parsed as %+v (hooks %v)", c, names)
+		}
+	}
+}
+
+// TestReadmeEventLog checks the README's event log against the schema the binary
+// tests hold the binary to: the example lines parse as events with the documented
+// fields, and every field of the schema is documented.
+func TestReadmeEventLog(t *testing.T) {
+	blocks := readmeBlocks(t, "json")
+	if len(blocks) == 0 {
+		t.Fatal("README has no json example")
+	}
+	for _, b := range blocks {
+		for _, line := range strings.Split(strings.TrimSpace(b), "\n") {
+			ev, err := eventlog.ParseEvent([]byte(line))
+			if err != nil {
+				t.Fatalf("README event %s: %v", line, err)
+			}
+			var fields map[string]any
+			if err := json.Unmarshal([]byte(line), &fields); err != nil {
+				t.Fatal(err)
+			}
+			for k := range fields {
+				if !slices.Contains(SchemaKeys[ev.Event], k) && !slices.Contains(OptionalKeys[ev.Event], k) {
+					t.Errorf("README %s event has the field %q, which the schema does not know", ev.Event, k)
+				}
+			}
+			for _, k := range SchemaKeys[ev.Event] {
+				if _, ok := fields[k]; !ok {
+					t.Errorf("README %s event lacks the field %q", ev.Event, k)
+				}
+			}
+			if ev.Event == "open" {
+				if _, err := ev.HTTPRequest(); err != nil {
+					t.Errorf("README open event: %v", err)
+				}
+			}
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, keys := range OptionalKeys {
+		for _, k := range append(slices.Clone(SchemaKeys[kind]), keys...) {
+			if !bytes.Contains(readme, []byte("`"+k+"`")) {
+				t.Errorf("README does not document the %s field `%s`", kind, k)
+			}
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wstap/wstap/internal/eventlog"
 	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/plugins/load"
 	"github.com/wstap/wstap/sniff"
 	"github.com/wstap/wstap/sniff/capture"
 	"github.com/wstap/wstap/wsframe"
@@ -100,7 +101,7 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&iface, "i", "", "capture packets live on interface `IFACE`")
 	fs.StringVar(&filter, "filter", "", "only packets matching the tcpdump filter `EXPR`")
 	fs.Var(&ports, "ws-port", "treat TCP `PORT` as WebSocket even without a handshake in the capture; repeatable")
-	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order (read-only)")
+	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order (a dry run: what they would change is logged)")
 	fs.StringVar(&logPath, "log", "", "write the JSONL event log to `FILE` (- for stdout)")
 	fs.BoolVar(&view, "view", false, "print every event on the terminal (the default without --log)")
 	fs.BoolVar(&quiet, "quiet", false, "print no events on the terminal, only the summary")
@@ -147,11 +148,12 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		specs = append(specs, hookSpec{s})
 	}
-	chain, names, err := buildChain(specs, plugins.FailOpen, logger)
+	chain, err := load.Chain(specsOf(specs), load.Options{Policy: plugins.FailOpen, Logger: logger})
 	if err != nil {
 		return usageErr("--hook: %v", err)
 	}
 	defer chain.Close()
+	names := chain.Names()
 	cfg.Chain = chain
 
 	// The packet source.
@@ -180,24 +182,26 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	switch logPath {
 	case "":
 	case "-":
-		jsonl = eventlog.NewJSONL(stdout)
+		jsonl = eventlog.NewJSONL(stdout, eventlog.Block)
 	default:
 		f, err := os.Create(logPath)
 		if err != nil {
 			return fail("--log: %v", err)
 		}
 		defer f.Close()
-		jsonl = eventlog.NewJSONL(f)
+		jsonl = eventlog.NewJSONL(f, eventlog.Block)
 	}
 	if jsonl != nil {
 		cfg.Observers = append(cfg.Observers, jsonl)
 	}
 	showView := !quiet && (view || logPath == "")
+	var term *eventlog.Terminal
 	if showView {
-		cfg.Observers = append(cfg.Observers, eventlog.NewTerminal(stderr))
+		term = eventlog.NewTerminal(stderr, eventlog.Block)
+		cfg.Observers = append(cfg.Observers, term)
 	}
 	if len(names) > 0 {
-		fmt.Fprintf(stderr, "wstap sniff: hooks (read-only): %s\n", strings.Join(names, " → "))
+		fmt.Fprintf(stderr, "wstap sniff: hooks (read-only, a dry run): %s\n", strings.Join(names, " → "))
 	}
 
 	// A progress bar for a large file when nothing else writes to the terminal.
@@ -219,6 +223,9 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	start := time.Now()
 	runErr := s.Run(ctx, src)
 	stopProgress()
+	if term != nil {
+		term.Close()
+	}
 	code := exitOK
 	if jsonl != nil {
 		if err := jsonl.Close(); err != nil {

@@ -7,12 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/wstap/wstap/wsframe"
 )
 
-// ErrReadOnly is the error of a hook that tried to modify, drop or inject in sniff
-// mode, where the chain only observes.
+// ErrReadOnly is the error of an injection into a connection of a capture (sniff
+// mode), which cannot be changed.
 var ErrReadOnly = errors.New("plugins: the chain is read-only in sniff mode")
 
 // Error is a failure of one plugin on one connection.
@@ -56,25 +57,26 @@ type element struct {
 	scope Scope
 }
 
-// NewChain returns a chain of the given elements, each a [Hook], a [Codec] (a value
-// that is both is used as a Codec) or a [Scope], run in order. A nil logger discards
-// logs.
-func NewChain(policy ErrorPolicy, log *slog.Logger, elems ...any) (*Chain, error) {
+// NewChain returns a chain of the given elements, run in order. A nil logger
+// discards logs.
+func NewChain(policy ErrorPolicy, log *slog.Logger, elems ...Element) (*Chain, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Chain{policy: policy, log: log}
 	for _, e := range elems {
+		el := element{name: e.Name()}
 		switch v := e.(type) {
 		case Scope:
-			c.elems = append(c.elems, element{name: v.Name(), scope: v})
+			el.scope = v
 		case Codec:
-			c.elems = append(c.elems, element{name: v.Name(), codec: v})
+			el.codec = v
 		case Hook:
-			c.elems = append(c.elems, element{name: v.Name(), hook: v})
+			el.hook = v
 		default:
-			return nil, fmt.Errorf("plugins: %T is not a Hook, a Codec or a Scope", e)
+			return nil, fmt.Errorf("plugins: %s (%T) is not a Hook, a Codec or a Scope", e.Name(), e)
 		}
+		c.elems = append(c.elems, el)
 	}
 	return c, nil
 }
@@ -103,9 +105,15 @@ type Result struct {
 	// Action is Pass (forward the original bytes), Modify (forward Payload) or Drop.
 	Action  Action
 	Payload []byte
-	// Decoded is the payload as the innermost codec decoded it, after the hooks; nil
-	// when no codec decoded the message.
+	// Decoded is the payload as the innermost codec decoded it, after the hooks
+	// (what was forwarded, in plaintext); nil when no codec decoded the message.
 	Decoded []byte
+	// OriginalDecoded is what the innermost codec decoded before the hooks after it
+	// changed anything; nil when no codec decoded the message.
+	OriginalDecoded []byte
+	// DecodeError names the codec that could not decode the message; the elements
+	// after it, up to the next scope, were skipped.
+	DecodeError string
 	// Inject are the messages hooks asked to send.
 	Inject []Injection
 }
@@ -113,6 +121,9 @@ type Result struct {
 // Run passes m through the chain. m.Payload is the wire payload; it is restored
 // before Run returns. The error is non-nil only under [FailClose], when a plugin
 // failed: the caller should close the connection.
+//
+// Run computes the verdict whatever the connection's mode; applying it (or, in sniff
+// mode, only reporting it) is the caller's business (see [Pipeline]).
 func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 	if c == nil || len(c.elems) == 0 {
 		return Result{}, nil
@@ -129,27 +140,35 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 	orig := m.Payload
 	defer func() { m.Payload = orig }()
 	cur, rootDirty := orig, false
-	readOnly := m.Conn != nil && m.Conn.Mode == Sniff
 	var res Result
 
-	inScope := true
+	// inScope is false after a scope that does not match the connection; skipping
+	// after a codec that could not decode the message. Both last until the next
+	// scope.
+	inScope, skipping := true, false
 	for _, e := range c.elems {
 		if e.scope != nil {
-			inScope = m.Conn == nil || e.scope.MatchConn(m.Conn)
+			inScope, skipping = m.Conn == nil || e.scope.MatchConn(m.Conn), false
 			continue
 		}
-		if !inScope {
+		if !inScope || skipping {
 			continue
 		}
 		m.Payload = cur
 		if e.codec != nil {
-			out, err := safeCall(func() ([]byte, error) { return e.codec.Decode(m) })
+			out, err := safeCall(func() ([]byte, error) { return e.codec.Decode(ctx, m) })
 			if err != nil {
-				// Not this layer's format: go on undecoded, and say so once per connection.
+				// Not this layer's format: the hooks after it were written for what
+				// it decodes, so they do not see this message. Say so once per
+				// connection.
 				if m.Conn == nil || m.Conn.once("decode:"+e.name) {
-					c.log.Warn("codec cannot decode; passing the message on undecoded (logged once per connection)",
+					c.log.Warn("codec cannot decode; the message passes unchanged and the hooks after the codec skip it (logged once per connection)",
 						"plugin", e.name, "conn", connID(m), "dir", m.Dir.String(), "err", err)
 				}
+				if res.DecodeError == "" {
+					res.DecodeError = e.name
+				}
+				skipping = true
 				continue
 			}
 			stack = append(stack, layer{codec: e.codec, name: e.name, in: cur, out: out})
@@ -168,13 +187,6 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 			}
 			continue
 		}
-		if readOnly && (v.Action != Pass || len(v.Inject) > 0) {
-			if m.Conn.once("readonly:" + e.name) {
-				c.log.Error("hook verdict ignored (logged once per connection)", "plugin", e.name, "conn", connID(m),
-					"action", v.Action.String(), "injections", len(v.Inject), "err", ErrReadOnly)
-			}
-			continue
-		}
 		res.Inject = append(res.Inject, v.Inject...)
 		switch v.Action {
 		case Modify:
@@ -187,13 +199,13 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 		case Drop:
 			res.Action = Drop
 			if len(stack) > 0 {
-				res.Decoded = cur
+				res.Decoded, res.OriginalDecoded = cur, stack[len(stack)-1].out
 			}
 			return res, nil
 		}
 	}
 	if len(stack) > 0 {
-		res.Decoded = cur
+		res.Decoded, res.OriginalDecoded = cur, stack[len(stack)-1].out
 	}
 	// Unwind the layers: a layer whose output changed is encoded again; an unchanged
 	// layer restores its original input bytes.
@@ -205,14 +217,15 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 		}
 		m.Payload = l.in
 		decoded := cur
-		enc, err := safeCall(func() ([]byte, error) { return l.codec.Encode(m, decoded) })
+		enc, err := safeCall(func() ([]byte, error) { return l.codec.Encode(ctx, m, decoded) })
 		if err != nil {
 			if err := c.fail(m, l.name, "Encode", err); err != nil {
 				return Result{}, err
 			}
 			// The change cannot be encoded: send the message as it came, and log
 			// what it decoded to, not the change that was never sent.
-			return Result{Decoded: stack[len(stack)-1].out, Inject: res.Inject}, nil
+			out := stack[len(stack)-1].out
+			return Result{Decoded: out, OriginalDecoded: out, Inject: res.Inject}, nil
 		}
 		cur = enc
 		if i > 0 {
@@ -227,6 +240,43 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 	return res, nil
 }
 
+// Encode turns plaintext into a new message's wire payload: the Encode of every
+// codec in the chain that applies to conn, innermost first, each called with a nil
+// m.Payload (no original to reuse a layout from; see [Codec]). Injections and
+// edited messages go out through it, so a tester can write plaintext to an app that
+// encrypts. A chain without codecs returns plaintext unchanged.
+//
+// A codec error is returned (whatever the error policy): the message cannot be sent
+// as asked.
+func (c *Chain) Encode(ctx context.Context, conn *Conn, dir Direction, op wsframe.Opcode, plaintext []byte) ([]byte, error) {
+	if c == nil {
+		return plaintext, nil
+	}
+	var codecs [4]element
+	applies := codecs[:0]
+	inScope := true
+	for _, e := range c.elems {
+		switch {
+		case e.scope != nil:
+			inScope = conn == nil || e.scope.MatchConn(conn)
+		case e.codec != nil && inScope:
+			applies = append(applies, e)
+		}
+	}
+	m := &Message{Conn: conn, Dir: dir, Opcode: op, Time: time.Now(), Injected: true}
+	cur := plaintext
+	for i := len(applies) - 1; i >= 0; i-- {
+		e := applies[i]
+		in := cur
+		out, err := safeCall(func() ([]byte, error) { return e.codec.Encode(ctx, m, in) })
+		if err != nil {
+			return nil, &Error{Plugin: e.name, Conn: connID(m), Op: "Encode", Err: err}
+		}
+		cur = out
+	}
+	return cur, nil
+}
+
 // fail applies the error policy to a plugin failure.
 func (c *Chain) fail(m *Message, name, op string, err error) error {
 	perr := &Error{Plugin: name, Conn: connID(m), Op: op, Err: err}
@@ -236,15 +286,34 @@ func (c *Chain) fail(m *Message, name, op string, err error) error {
 	if m.Conn == nil || m.Conn.once("error:"+name) {
 		c.log.Error("plugin failed; the message goes on unmodified (further failures of this plugin on this connection are not logged)",
 			"plugin", name, "conn", perr.Conn, "dir", m.Dir.String(), "op", op, "err", err)
+		logStack(c.log, err)
 	}
 	return nil
 }
 
-// safeCall runs f, turning a panic into an error that carries the stack.
+// PanicError is a plugin's panic, recovered. Its message is the panic value; the
+// stack is logged apart, at debug level (wstap -v), so that the error line stays
+// readable.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// logStack logs the stack of a recovered panic in err, at debug level.
+func logStack(log *slog.Logger, err error) {
+	var pe *PanicError
+	if errors.As(err, &pe) && log.Enabled(context.Background(), slog.LevelDebug) {
+		log.Debug("plugin panic stack\n" + string(pe.Stack))
+	}
+}
+
+// safeCall runs f, turning a panic into a *PanicError.
 func safeCall(f func() ([]byte, error)) (out []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			err = &PanicError{Value: p, Stack: debug.Stack()}
 		}
 	}()
 	return f()
@@ -282,6 +351,7 @@ func (c *Chain) Opened(ctx context.Context, conn *Conn) {
 		if oh, ok := e.plugin().(OpenHook); ok {
 			if _, err := safeCall(func() ([]byte, error) { oh.OnOpen(ctx, conn); return nil, nil }); err != nil {
 				c.log.Error("plugin failed", "plugin", e.name, "conn", conn.ID, "op", "OnOpen", "err", err)
+				logStack(c.log, err)
 			}
 		}
 	}
@@ -296,6 +366,7 @@ func (c *Chain) Closed(ctx context.Context, conn *Conn, code wsframe.CloseCode, 
 		if ch, ok := e.plugin().(CloseHook); ok {
 			if _, err := safeCall(func() ([]byte, error) { ch.OnClose(ctx, conn, code, reason); return nil, nil }); err != nil {
 				c.log.Error("plugin failed", "plugin", e.name, "conn", conn.ID, "op", "OnClose", "err", err)
+				logStack(c.log, err)
 			}
 		}
 	}

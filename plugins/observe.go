@@ -7,14 +7,41 @@ import (
 )
 
 // Observer sees every connection event after the chain's final verdict: the event
-// log and the terminal view are observers. Methods are called concurrently for
-// different connections and directions, so implementations must be safe for
-// concurrent use; they must not keep a *Record or its slices after returning (the
-// proxy reuses them for the next message).
+// log, the terminal view and the UI's history are observers. Every front end reports
+// through the same interface, so an observer cannot miss a kind of event by
+// forgetting to look for it: the capture-only events (Gap, Resync, Undecodable,
+// StreamError) are methods of every observer, which the proxy never calls.
+//
+// Methods are called concurrently for different connections and directions, so
+// implementations must be safe for concurrent use. They are called outside every
+// lock of the front end, so an observer may call [Conn.Inject] or [Conn.Close]; but
+// they are called on the relay's goroutines: an observer that may be slow (it waits
+// for I/O, a person or a network) must sit behind [NewAsync]. They must not keep a
+// *Record or its slices after returning (front ends reuse them for the next message).
 type Observer interface {
+	// Opened reports a new WebSocket connection, before its first message.
 	Opened(c *Conn, t time.Time)
+	// Message reports a message (data or control) after the chain's verdict.
 	Message(r *Record)
+	// Closed reports the end of a connection, once.
 	Closed(c *Conn, ev CloseEvent)
+
+	// Gap reports that bytes bytes of direction dir are missing from a capture (a
+	// lost packet, or out-of-order data given up on). lost is true when a message
+	// was in progress: that message is lost. The decoder then looks for the next
+	// frame header, reported by Resync.
+	Gap(c *Conn, dir Direction, t time.Time, bytes int64, lost bool)
+	// Resync reports that a capture's decoder found a frame header again after a
+	// gap or a protocol error, skipping skipped bytes that could not be decoded.
+	Resync(c *Conn, dir Direction, t time.Time, skipped int64)
+	// Undecodable reports a captured message that was seen but cannot be shown,
+	// with the reason (a compressed message whose inflate state is unknown). r has
+	// everything but the payload: Payload is nil and Len is the compressed length.
+	Undecodable(r *Record, reason string)
+	// StreamError reports a protocol error in a capture's direction dir: the
+	// message in progress is lost and the decoder resynchronises; or a message
+	// larger than the limits, which is skipped.
+	StreamError(c *Conn, dir Direction, t time.Time, err error)
 }
 
 // Record is what happened to one message.
@@ -25,14 +52,27 @@ type Record struct {
 	Opcode wsframe.Opcode
 	Time   time.Time
 
-	// Payload is the application payload as forwarded (as received when dropped),
-	// possibly cut short when Truncated. Len is its full length.
+	// Payload is the application payload as forwarded (as received when dropped,
+	// and always in sniff mode), possibly cut short when Truncated. Len is its full
+	// length.
 	Payload   []byte
 	Len       int64
 	Truncated bool
-
-	// Decoded is what the codecs decoded, when any did.
+	// Decoded is what the codecs decoded from Payload, after the hooks (the
+	// forwarded message in plaintext); nil when no codec decoded the message.
 	Decoded []byte
+
+	// Original and OriginalLen are the payload as received, when the chain changed
+	// it (Modified); nil and 0 otherwise.
+	Original    []byte
+	OriginalLen int64
+	// OriginalDecoded is what the codecs decoded from the message as received,
+	// when the hooks changed that (Modified or Dropped after a change); nil
+	// otherwise.
+	OriginalDecoded []byte
+	// DecodeError names the codec that could not decode the message: the elements
+	// after it up to the next scope did not see it.
+	DecodeError string
 
 	Frames     int  // number of frames the message arrived in
 	Compressed bool // permessage-deflate was applied on the wire
@@ -41,6 +81,15 @@ type Record struct {
 	// Hooked is false when the message bypassed the hooks (too large, or a control
 	// frame).
 	Hooked bool
+
+	// In sniff mode the chain only observes: WouldModify and WouldDrop say what its
+	// verdict would have done to a live connection (a dry run of the rules),
+	// WouldPayload and WouldDecoded are the payload it would have forwarded, and
+	// WouldInject counts the messages it would have injected.
+	WouldModify, WouldDrop bool
+	WouldPayload           []byte
+	WouldDecoded           []byte
+	WouldInject            int
 }
 
 // CloseEvent is the end of a connection.
@@ -75,4 +124,61 @@ func (os Observers) Closed(c *Conn, ev CloseEvent) {
 	}
 }
 
+// Gap calls Gap on each observer.
+func (os Observers) Gap(c *Conn, dir Direction, t time.Time, bytes int64, lost bool) {
+	for _, o := range os {
+		o.Gap(c, dir, t, bytes, lost)
+	}
+}
+
+// Resync calls Resync on each observer.
+func (os Observers) Resync(c *Conn, dir Direction, t time.Time, skipped int64) {
+	for _, o := range os {
+		o.Resync(c, dir, t, skipped)
+	}
+}
+
+// Undecodable calls Undecodable on each observer.
+func (os Observers) Undecodable(r *Record, reason string) {
+	for _, o := range os {
+		o.Undecodable(r, reason)
+	}
+}
+
+// StreamError calls StreamError on each observer.
+func (os Observers) StreamError(c *Conn, dir Direction, t time.Time, err error) {
+	for _, o := range os {
+		o.StreamError(c, dir, t, err)
+	}
+}
+
 var _ Observer = Observers(nil)
+
+// NopObserver implements every [Observer] method as a no-op. Embed it in an observer
+// that cares about some events only, and say in its documentation which ones it
+// ignores: embedding it opts out of the compile-time check that an observer
+// handles every kind of event.
+type NopObserver struct{}
+
+// Opened does nothing.
+func (NopObserver) Opened(*Conn, time.Time) {}
+
+// Message does nothing.
+func (NopObserver) Message(*Record) {}
+
+// Closed does nothing.
+func (NopObserver) Closed(*Conn, CloseEvent) {}
+
+// Gap does nothing.
+func (NopObserver) Gap(*Conn, Direction, time.Time, int64, bool) {}
+
+// Resync does nothing.
+func (NopObserver) Resync(*Conn, Direction, time.Time, int64) {}
+
+// Undecodable does nothing.
+func (NopObserver) Undecodable(*Record, string) {}
+
+// StreamError does nothing.
+func (NopObserver) StreamError(*Conn, Direction, time.Time, error) {}
+
+var _ Observer = NopObserver{}

@@ -76,7 +76,8 @@ type Mode uint8
 const (
 	// Proxy connections are live: hooks may modify, drop and inject.
 	Proxy Mode = iota + 1
-	// Sniff connections come from a capture: the chain is read-only.
+	// Sniff connections come from a capture: nothing can be changed, so the
+	// chain's verdicts are recorded as a dry run (see Record.WouldModify).
 	Sniff
 )
 
@@ -98,11 +99,18 @@ type Conn struct {
 	URL  *url.URL // ws:// or wss://
 	Mode Mode
 
-	// Request is the header of the upgrade request as the server received it.
-	Request http.Header
-	// Status and Response are the status code and header of the server's answer (101).
-	Status   int
-	Response http.Header
+	// Method, Target and Proto are the upgrade request's line as the server received
+	// it ("GET", "/chat?room=1", "HTTP/1.1"), and Request its header, with the Host
+	// header in it. They are empty when the handshake is not known (a capture that
+	// began after it).
+	Method, Target, Proto string
+	Request               http.Header
+	// Status, Reason, ResponseProto and Response are the server's answer: status
+	// code, reason phrase, protocol version and header (101 Switching Protocols).
+	Status        int
+	Reason        string
+	ResponseProto string
+	Response      http.Header
 
 	Client, Server net.Addr
 
@@ -121,7 +129,8 @@ type Conn struct {
 type Controller interface {
 	// Inject queues a new message in direction in.Dir, serialised with the relayed
 	// messages of that direction. Injected messages are logged as injected; they do
-	// not pass through the hooks.
+	// not pass through the hooks. With in.Encode set, in.Payload is plaintext that the
+	// chain's codecs encode first ([Chain.Encode]).
 	Inject(ctx context.Context, in Injection) error
 	// Close closes both sides with code and reason.
 	Close(code wsframe.CloseCode, reason string)
@@ -204,6 +213,10 @@ type Injection struct {
 	Dir     Direction
 	Opcode  wsframe.Opcode // OpText or OpBinary; 0 means the opcode of the message being processed
 	Payload []byte
+	// Encode marks Payload as plaintext: the chain's codecs encode it for the wire
+	// ([Chain.Encode]) before it is sent, as they would a message a hook changed.
+	// Without it, Payload goes out as it is.
+	Encode bool
 }
 
 // Verdict is a hook's decision about one message.
@@ -223,18 +236,33 @@ type Hook interface {
 	OnMessage(ctx context.Context, m *Message) (Verdict, error)
 }
 
+// Element is one link of a [Chain]: a [Hook], a [Codec] or a [Scope]. Every element
+// has a name for logs and errors; the chain finds out which kind it is from the
+// methods it has (a value that is both a Codec and a Hook is used as a Codec).
+type Element interface {
+	Name() string
+}
+
 // Codec is a layer around the payload: Decode unwraps it for the hooks after it, and
 // Encode wraps a changed payload again on the way out. Hooks listed before a codec see
 // the payload as it was before that codec; the first codec is the outermost layer.
+//
+// When a codec cannot decode a message, the elements after it, up to the next
+// [Scope] or the end of the chain, are skipped for that message: they were written
+// for the decoded form, and the message passes unchanged.
 type Codec interface {
 	// Name identifies the codec in logs and errors.
 	Name() string
 	// Decode returns what m.Payload means. An error means "not this layer's
-	// format": the message goes on undecoded, with one warning per connection.
-	Decode(m *Message) ([]byte, error)
-	// Encode wraps decoded, which a later hook changed, for the wire. m.Payload is
-	// still the payload as it arrived at this layer (to reuse a nonce or IV layout).
-	Encode(m *Message, decoded []byte) ([]byte, error)
+	// format": the message goes on undecoded, with one warning per connection,
+	// and the elements after the codec do not see it.
+	Decode(ctx context.Context, m *Message) ([]byte, error)
+	// Encode wraps decoded for the wire. For a message a later hook changed,
+	// m.Payload is still the payload as it arrived at this layer (to reuse a nonce
+	// or IV layout). For a new message ([Chain.Encode]: an injection, an edited
+	// message) m.Payload is nil: Encode must then make a fresh encoding (a new
+	// random nonce or IV in the codec's layout).
+	Encode(ctx context.Context, m *Message, decoded []byte) ([]byte, error)
 }
 
 // Scope limits the elements that follow it in a chain, up to the next Scope, to the
@@ -286,4 +314,9 @@ type CloseHook interface {
 }
 
 // Interface guards.
-var _ Hook = HookFunc{}
+var (
+	_ Hook    = HookFunc{}
+	_ Element = Hook(nil)
+	_ Element = Codec(nil)
+	_ Element = Scope(nil)
+)

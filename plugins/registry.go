@@ -11,13 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/dustin/go-humanize"
 )
 
-// Factory builds a plugin (a [Hook], a [Codec] or a [Scope]) from its options. It must read every
-// option it understands from opts; [Registry.New] rejects the ones left unread.
-type Factory func(opts *Options) (any, error)
+// Factory builds a plugin (a [Hook], a [Codec] or a [Scope]) from its options. It must
+// read every option it understands from opts; [New] rejects the ones left unread.
+type Factory func(opts *Options) (Element, error)
 
 // Registration describes a named plugin for the registry and for `wstap plugins`.
 type Registration struct {
@@ -77,7 +75,7 @@ func Lookup(name string) (Registration, bool) {
 
 // New builds the registered plugin called name with the given options, rejecting
 // options the plugin does not read.
-func New(name string, opts map[string]string) (any, error) {
+func New(name string, opts map[string]string) (Element, error) {
 	r, ok := Lookup(name)
 	if !ok {
 		var names []string
@@ -191,11 +189,11 @@ func (o *Options) Size(name string, def int64) (int64, error) {
 	if !ok || v == "" {
 		return def, nil
 	}
-	n, err := humanize.ParseBytes(strings.TrimSpace(v))
+	n, err := ParseSize(v)
 	if err != nil || n == 0 || n > 1<<40 {
 		return def, o.Errorf(name, "%q, want a positive size such as 16MiB, 64KB or 1048576", v)
 	}
-	return int64(n), nil
+	return n, nil
 }
 
 // Bytes returns option name decoded with [ParseBytes]; ok is false when it is

@@ -13,7 +13,7 @@ func init() {
 		Name:        "test-upper",
 		Description: "upper-cases text (test plugin)",
 		Options:     []plugins.OptionDoc{{Name: "dir", Usage: "c2s, s2c or both"}, {Name: "times", Usage: "repeat", Default: "1"}},
-		New: func(o *plugins.Options) (any, error) {
+		New: func(o *plugins.Options) (plugins.Element, error) {
 			if _, err := o.Direction("dir"); err != nil {
 				return nil, err
 			}
@@ -58,5 +58,5 @@ func TestRegistry(t *testing.T) {
 			t.Fatal("registering a duplicate name did not panic")
 		}
 	}()
-	plugins.Register(plugins.Registration{Name: "test-upper", New: func(*plugins.Options) (any, error) { return nil, nil }})
+	plugins.Register(plugins.Registration{Name: "test-upper", New: func(*plugins.Options) (plugins.Element, error) { return nil, nil }})
 }

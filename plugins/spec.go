@@ -30,6 +30,10 @@ type Spec struct {
 	Options map[string]string // Named: its options
 	Path    string            // GoFile: the file
 	Command string            // Exec: the command line
+
+	// Origin says where the spec was written, for error messages: a config file
+	// and line ("wstap.yaml:12"), or "" for the command line.
+	Origin string
 }
 
 // ParseSpec parses a --hook value. The grammar:

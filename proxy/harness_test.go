@@ -61,7 +61,7 @@ func (s *syncBuffer) String() string {
 
 // startProxy runs a proxy with cfg (CA, Observer and Logger are filled in) until the
 // test ends. chain elements are Hooks or Codecs.
-func startProxy(t testing.TB, cfg proxy.Config, chainPolicy plugins.ErrorPolicy, chain ...any) *testProxy {
+func startProxy(t testing.TB, cfg proxy.Config, chainPolicy plugins.ErrorPolicy, chain ...plugins.Element) *testProxy {
 	t.Helper()
 	return startProxyWithEventSink(t, cfg, nil, chainPolicy, chain...)
 }
@@ -71,7 +71,7 @@ func startProxy(t testing.TB, cfg proxy.Config, chainPolicy plugins.ErrorPolicy,
 // the in-memory log the largest thing on the heap. A nil sink means memory;
 // noEventLog runs the proxy without the event log (only cfg.Observer sees events),
 // for tests where formatting gigabytes of payload would dominate the run time.
-func startProxyWithEventSink(t testing.TB, cfg proxy.Config, sink io.Writer, chainPolicy plugins.ErrorPolicy, chain ...any) *testProxy {
+func startProxyWithEventSink(t testing.TB, cfg proxy.Config, sink io.Writer, chainPolicy plugins.ErrorPolicy, chain ...plugins.Element) *testProxy {
 	t.Helper()
 	ca, err := certs.Create(t.TempDir())
 	if err != nil {
@@ -82,7 +82,7 @@ func startProxyWithEventSink(t testing.TB, cfg proxy.Config, sink io.Writer, cha
 	if sink == nil {
 		sink = tp.events
 	}
-	tp.jsonl = eventlog.NewJSONL(sink)
+	tp.jsonl = eventlog.NewJSONL(sink, eventlog.Live)
 	logger := slog.New(slog.NewTextHandler(tp.Logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.CA, cfg.Logger = ca, logger
 	switch {

@@ -26,7 +26,6 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,13 +34,14 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/wstap/wstap/certs"
+	"github.com/wstap/wstap/internal/handshake"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
 )
 
 // Default limits (the --max-hook-message and --max-message flags).
 const (
-	DefaultMaxHookMessage = 16 << 20
+	DefaultMaxHookMessage = plugins.DefaultMaxHookMessage
 	DefaultMaxMessage     = 1 << 30
 )
 
@@ -52,7 +52,8 @@ type Config struct {
 	// Chain runs on every WebSocket message; nil passes everything.
 	Chain *plugins.Chain
 	// Observer receives connection events after the chain (the event log); nil
-	// means none.
+	// means none. It is called on the relay's goroutines, outside its locks: an
+	// observer that may be slow belongs behind plugins.NewAsync.
 	Observer plugins.Observer
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
@@ -77,12 +78,12 @@ type Proxy struct {
 	tr             *http.Transport
 	ca             *certs.CA
 	chain          *plugins.Chain
-	observer       plugins.Observer
+	pipeline       *plugins.Pipeline
 	log            *slog.Logger
 	maxHookMessage int64
 	maxMessage     int64
 
-	ids      atomic.Uint64
+	ids      handshake.IDs
 	sessions sync.Map // *session → struct{}
 }
 
@@ -98,13 +99,10 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.CA == nil {
 		return nil, errors.New("proxy: Config.CA is required")
 	}
-	p := &Proxy{ca: cfg.CA, chain: cfg.Chain, observer: cfg.Observer, log: cfg.Logger,
+	p := &Proxy{ca: cfg.CA, chain: cfg.Chain, log: cfg.Logger,
 		maxHookMessage: cfg.MaxHookMessage, maxMessage: cfg.MaxMessage}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.observer == nil {
-		p.observer = plugins.Observers(nil)
 	}
 	if p.maxMessage <= 0 {
 		p.maxMessage = DefaultMaxMessage
@@ -113,6 +111,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.maxHookMessage = DefaultMaxHookMessage
 	}
 	p.maxHookMessage = min(p.maxHookMessage, p.maxMessage)
+	p.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: cfg.Observer, MaxHookMessage: p.maxHookMessage}
 
 	p.tr = &http.Transport{
 		Proxy:               http.ProxyURL(cfg.UpstreamProxy),
@@ -147,22 +146,6 @@ func (p *Proxy) tlsConfig(host string, _ *goproxy.ProxyCtx) (*tls.Config, error)
 // ServeHTTP serves one proxy request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.gp.ServeHTTP(w, r) }
 
-// isUpgrade reports whether h asks for (or answers) a WebSocket upgrade.
-func isUpgrade(h http.Header) bool {
-	return headerHasToken(h, "Connection", "upgrade") && headerHasToken(h, "Upgrade", "websocket")
-}
-
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // onRequest prepares WebSocket upgrades: it maps ws:// and wss:// to the schemes the
 // transport speaks, keeps the client's header values intact, records which server
 // the transport connects to, and runs the handshake hooks.
@@ -174,12 +157,12 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	case "wss":
 		r.URL.Scheme = "https"
 	}
-	if !isUpgrade(r.Header) {
+	if !handshake.IsUpgrade(r.Header) {
 		p.keepUserAgent(r)
 		return r, nil
 	}
 	p.keepUserAgent(r)
-	info := &upgradeInfo{url: wsURL(r)}
+	info := &upgradeInfo{url: handshake.URL(r, false)}
 	if err := p.chain.Handshake(r.Context(), &plugins.Handshake{URL: info.url, Request: r.Header}); err != nil {
 		p.log.Warn("handshake refused by a hook", "url", info.url.String(), "err", err)
 		return r, goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusForbidden, "refused by wstap hook: "+err.Error()+"\n")
@@ -214,19 +197,6 @@ func (p *Proxy) keepUserAgent(r *http.Request) {
 	}
 }
 
-func wsURL(r *http.Request) *url.URL {
-	u := *r.URL
-	if u.Scheme == "https" {
-		u.Scheme = "wss"
-	} else {
-		u.Scheme = "ws"
-	}
-	if u.Host == "" {
-		u.Host = r.Host
-	}
-	return &u
-}
-
 // onResponse takes over a 101 answer to a WebSocket upgrade: the session replaces
 // the response body that goproxy relays.
 func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
@@ -238,7 +208,7 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 		resp.Header.Set("Transfer-Encoding", "chunked")
 	}
 	info, _ := ctx.UserData.(*upgradeInfo)
-	if resp == nil || info == nil || resp.StatusCode != http.StatusSwitchingProtocols || !isUpgrade(resp.Header) {
+	if resp == nil || info == nil || resp.StatusCode != http.StatusSwitchingProtocols || !handshake.IsUpgrade(resp.Header) {
 		return resp
 	}
 	upstream, ok := resp.Body.(io.ReadWriteCloser)
@@ -257,23 +227,11 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 }
 
 func (p *Proxy) newSession(req *http.Request, resp *http.Response, upstream io.ReadWriteCloser, info *upgradeInfo) (*session, error) {
-	params, deflate, err := wsframe.NegotiateDeflate(req.Header.Values("Sec-WebSocket-Extensions"), resp.Header.Values("Sec-WebSocket-Extensions"))
+	params, deflate, err := handshake.Negotiate(req.Header.Values("Sec-WebSocket-Extensions"), resp.Header.Values("Sec-WebSocket-Extensions"))
 	if err != nil {
 		return nil, err
 	}
-	if exts, _ := wsframe.ParseExtensions(resp.Header.Values("Sec-WebSocket-Extensions")); len(exts) > 1 || (len(exts) == 1 && !deflate) {
-		return nil, fmt.Errorf("server accepted extensions wstap cannot parse: %s", strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", "))
-	}
-	conn := &plugins.Conn{
-		ID:          "c" + strconv.FormatUint(p.ids.Add(1), 10),
-		URL:         info.url,
-		Mode:        plugins.Proxy,
-		Request:     req.Header.Clone(),
-		Status:      resp.StatusCode,
-		Response:    resp.Header.Clone(),
-		Subprotocol: resp.Header.Get("Sec-WebSocket-Protocol"),
-		Extensions:  strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", "),
-	}
+	conn := handshake.NewConn(plugins.Proxy, p.ids.Next(), info.url, req, resp)
 	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
 		conn.Client = net.TCPAddrFromAddrPort(ap)
 	}
@@ -282,13 +240,14 @@ func (p *Proxy) newSession(req *http.Request, resp *http.Response, upstream io.R
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{p: p, conn: conn, upstream: upstream, params: params, deflate: deflate,
-		clientReady: make(chan struct{}), ctx: ctx, cancel: cancel}
+		ctx: ctx, cancel: cancel}
+	for _, d := range []plugins.Direction{plugins.ClientToServer, plugins.ServerToClient} {
+		s.streams[d-1] = p.pipeline.Stream(conn, d)
+	}
 	s.toServer = newLeg(upstreamWriter{upstream, info}, wsframe.Client, params.Sender(wsframe.Client))
 	conn.Controller = control{s}
 	p.sessions.Store(s, struct{}{})
-	now := time.Now()
-	p.observer.Opened(conn, now)
-	p.chain.Opened(ctx, conn)
+	p.pipeline.Open(ctx, conn, time.Now())
 	return s, nil
 }
 

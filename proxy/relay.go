@@ -10,14 +10,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
 )
-
-// previewBytes is how much of a message that bypasses the hooks is kept for the log.
-const previewBytes = 4 << 10
 
 // maxEarlyBytes bounds the client bytes goproxy hands over with Write before the
 // stream itself (what its request parser had buffered: at most its buffer size).
@@ -47,20 +43,20 @@ type session struct {
 
 	params   wsframe.DeflateParams
 	deflate  bool
-	toServer *leg // c2s output
-	toClient *leg // s2c output, set when WriteTo starts
+	streams  [2]*plugins.Stream // the pipeline of each direction (index: Direction-1)
+	toServer *leg               // c2s output
+	toClient *leg               // s2c output, set when WriteTo starts
 
 	early []byte // client bytes received with Write before ReadFrom
 
-	mu          sync.Mutex
-	clientReady chan struct{} // closed when toClient is set (or the session ends)
-	client      io.Closer     // the client connection, once known
-	done        bool
+	mu      sync.Mutex
+	early2c []pendingInjection // s2c injections made before toClient was set
+	client  io.Closer          // the client connection, once known
+	done    bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	seq     [2]atomic.Uint64                   // next sequence number per direction
 	closeEv atomic.Pointer[plugins.CloseEvent] // the first close frame seen
 	endOnce sync.Once
 }
@@ -68,36 +64,53 @@ type session struct {
 // closeTimeout bounds how long the teardown waits to deliver close frames.
 const closeTimeout = 2 * time.Second
 
-// writeClose writes a close frame and marks the leg closed. Called with mu held.
-func (l *leg) writeClose(payload []byte) {
-	l.closed = true
-	if l.w.WriteMessage(wsframe.OpClose, 0, payload, nil) == nil {
-		l.w.Flush()
-	}
-}
+// legState is where a leg's output stands. Data messages can start only in
+// legIdle; a message too large for the hooks is streamed a frame at a time, and
+// while it is (legStreaming) new data messages wait in the queue; while one of
+// its frames is half written (legMidFrame) nothing else can be written, not even a
+// close frame, which then waits for the frame's end. After a close frame
+// (legClosed) nothing more may be written.
+type legState uint8
+
+const (
+	legIdle legState = iota
+	legStreaming
+	legMidFrame
+	legClosed
+)
 
 // leg is one output side: a frame writer shared by the pump that relays into it, by
 // injections and by the teardown. mu is held only while writing, never while
-// reading a source, so a stalled peer on one side cannot block the other.
+// reading a source or calling observers, so a stalled peer on one side cannot block
+// the other, and an observer may inject or close.
 type leg struct {
 	mu       sync.Mutex
+	state    legState
 	w        *wsframe.Writer
 	dst      io.Writer
 	comp     wsframe.Compression // how the receiver expects this direction compressed
 	owned    bool                // the proxy compresses this direction itself (see wsframe docs)
 	deflater *wsframe.Deflater
 	scratch  []byte
-	closed   bool // a close frame was written: nothing more may be
 
-	// A message too large for the hooks is streamed frame by frame. While it is in
-	// progress no other data message may start (injections wait in queue), and
-	// while one of its frames is half written nothing at all may be written (a
-	// close from the teardown waits in deferredClose for the frame's end).
-	inMessage     bool
-	inFrame       bool
-	queue         []plugins.Injection
-	deferredClose []byte
-	closeWritten  chan struct{} // closed once deferredClose went out
+	queue         []pendingInjection // legStreaming: injections waiting for the message's end
+	deferredClose []byte             // legMidFrame: a close to send at the frame's end
+	closeWritten  chan struct{}      // closed once deferredClose went out
+}
+
+// pendingInjection is an injection waiting for its leg, with the plaintext it was
+// encoded from (nil when it was sent as given).
+type pendingInjection struct {
+	in    plugins.Injection
+	plain []byte
+}
+
+// writeClose writes a close frame and marks the leg closed. Called with mu held.
+func (l *leg) writeClose(payload []byte) {
+	l.state = legClosed
+	if l.w.WriteMessage(wsframe.OpClose, 0, payload, nil) == nil {
+		l.w.Flush()
+	}
 }
 
 // maxQueuedInjections bounds the injections waiting for a streamed message to end.
@@ -133,16 +146,6 @@ func (l *leg) writeMessage(op wsframe.Opcode, payload []byte, compress bool, siz
 		l.scratch = nil
 	}
 	return err
-}
-
-func (s *session) leg(d plugins.Direction) *leg {
-	if d == plugins.ClientToServer {
-		return s.toServer
-	}
-	<-s.clientReady
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.toClient
 }
 
 // Write receives client bytes goproxy had buffered before it starts the stream copy.
@@ -185,8 +188,21 @@ func (s *session) WriteTo(client io.Writer) (int64, error) {
 		return 0, nil
 	}
 	s.toClient = newLeg(client, wsframe.Server, s.params.Sender(wsframe.Server))
-	close(s.clientReady)
+	early := s.early2c
+	s.early2c = nil
 	s.mu.Unlock()
+	if len(early) > 0 {
+		// Injections made before goproxy handed the client over (by an OpenHook,
+		// say) go out first.
+		s.toClient.mu.Lock()
+		recs, err := s.writeInjections(s.toClient, early)
+		s.toClient.mu.Unlock()
+		s.emitInjections(recs)
+		if err != nil {
+			s.finish(plugins.ServerToClient, err)
+			return 0, nil
+		}
+	}
 	s.pump(plugins.ServerToClient, s.upstream, s.toClient)
 	return 0, nil
 }
@@ -207,7 +223,8 @@ func (s *session) pump(dir plugins.Direction, src io.Reader, out *leg) {
 		rules.Extensions = wsframe.RSV1
 		cfg.Inflater = wsframe.NewInflater(comp)
 	}
-	pp := &pumper{s: s, dir: dir, out: out, r: wsframe.NewReader(src, rules, 0), a: wsframe.NewAssembler(cfg), takeover: s.deflate && comp.ContextTakeover}
+	pp := &pumper{s: s, dir: dir, out: out, st: s.stream(dir), r: wsframe.NewReader(src, rules, 0), a: wsframe.NewAssembler(cfg),
+		takeover: s.deflate && comp.ContextTakeover}
 	err := pp.run()
 	s.finish(dir, err)
 }
@@ -257,9 +274,7 @@ func (s *session) end(code wsframe.CloseCode, reason, by string) {
 		s.mu.Lock()
 		s.done = true
 		toClient := s.toClient
-		if toClient == nil {
-			close(s.clientReady) // wake injections waiting for the client leg
-		}
+		s.early2c = nil
 		s.mu.Unlock()
 		var waits []chan struct{}
 		for _, l := range []*leg{s.toServer, toClient} {
@@ -271,10 +286,10 @@ func (s *session) end(code wsframe.CloseCode, reason, by string) {
 				c.SetWriteDeadline(time.Now().Add(closeTimeout))
 			}
 			l.mu.Lock()
-			switch {
-			case l.closed:
-			case l.inFrame:
-				// Mid-frame: the streaming pump sends the close when the frame ends.
+			switch l.state {
+			case legClosed:
+			case legMidFrame:
+				// The streaming pump sends the close when the frame ends.
 				l.deferredClose, l.closeWritten = payload, make(chan struct{})
 				waits = append(waits, l.closeWritten)
 			default:
@@ -291,9 +306,7 @@ func (s *session) end(code wsframe.CloseCode, reason, by string) {
 		}
 		deadline.Stop()
 		s.closeSockets()
-		ev := *s.closeEv.Load()
-		s.p.chain.Closed(context.Background(), s.conn, ev.Code, ev.Reason)
-		s.p.observer.Closed(s.conn, ev)
+		s.p.pipeline.Close(context.Background(), s.conn, *s.closeEv.Load())
 		s.p.sessions.Delete(s)
 	})
 }
@@ -307,23 +320,21 @@ func (s *session) closeSockets() {
 	s.mu.Unlock()
 }
 
+// stream returns the pipeline of direction d.
+func (s *session) stream(d plugins.Direction) *plugins.Stream { return s.streams[d-1] }
+
 // pumper is the state of one direction's pump.
 type pumper struct {
 	s        *session
 	dir      plugins.Direction
 	out      *leg
+	st       *plugins.Stream
 	r        *wsframe.Reader
 	a        *wsframe.Assembler
-	seq      uint64
 	takeover bool // the sender compresses with context takeover
 
 	sizes []int
-
-	// Reused per message so the hot path does not allocate: observers and hooks
-	// must not keep them (see plugins.Observer).
-	rec plugins.Record
-	msg plugins.Message
-	now time.Time // the clock, read once per batch of frames (zero: read it)
+	now   time.Time // the clock, read once per batch of frames (zero: read it)
 
 	// Streaming a message too large for the hooks.
 	streaming    bool // between the message's first and last frame
@@ -345,14 +356,16 @@ func (pp *pumper) run() error {
 		// by anything, not even a close frame: that side only sees the socket close.
 		out := pp.out
 		out.mu.Lock()
-		if out.inFrame {
-			out.closed = true
+		switch out.state {
+		case legMidFrame:
+			out.state = legClosed
 			if out.deferredClose != nil {
 				out.deferredClose = nil
 				close(out.closeWritten)
 			}
+		case legStreaming:
+			out.state = legIdle
 		}
-		out.inMessage, out.inFrame = false, false
 		clear(out.queue)
 		out.queue = out.queue[:0]
 		out.mu.Unlock()
@@ -431,57 +444,44 @@ func (pp *pumper) clock() time.Time {
 
 // control relays a ping, pong or close frame unchanged and logs it.
 func (pp *pumper) control(m *wsframe.Message) error {
-	now := pp.clock()
-	if m.Opcode == wsframe.OpClose {
-		code, reason, _ := wsframe.ParseClose(m.Payload)
-		pp.s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: now, Code: code, Reason: reason, By: pp.dir.Sender().String()})
-	}
-	pp.out.mu.Lock()
-	var err error
-	if !pp.out.closed {
-		pp.out.closed = m.Opcode == wsframe.OpClose
-		err = pp.out.w.WriteFrames(m.Frames, m.Wire)
-	}
-	pp.out.mu.Unlock()
-	pp.rec = plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
-		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: 1}
-	pp.s.p.observer.Message(&pp.rec)
-	return err
-}
-
-// message runs a data message through the chain and forwards the verdict.
-func (pp *pumper) message(m *wsframe.Message) error {
-	s := pp.s
-	now := pp.clock()
-	hooked := int64(len(m.Payload)) <= s.p.maxHookMessage
-	rec := &pp.rec
-	*rec = plugins.Record{Conn: s.conn, Dir: pp.dir, Seq: s.nextSeq(pp.dir), Opcode: m.Opcode, Time: now,
-		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: len(m.Frames), Compressed: m.Compressed, Hooked: hooked}
-	var res plugins.Result
-	if hooked && s.p.chain.Len() > 0 {
-		pp.msg = plugins.Message{Conn: s.conn, Dir: pp.dir, Opcode: m.Opcode, Payload: m.Payload, Time: now, Seq: rec.Seq}
-		var err error
-		if res, err = s.p.chain.Run(s.ctx, &pp.msg); err != nil {
-			return err
-		}
-		rec.Decoded = res.Decoded
-	} else if !hooked && len(rec.Payload) > previewBytes {
-		rec.Payload, rec.Truncated = textPrefix(m.Opcode, rec.Payload[:previewBytes]), true
+	rec, ev, isClose := pp.st.Control(m, pp.clock())
+	if isClose {
+		pp.s.closeEv.CompareAndSwap(nil, &ev)
 	}
 	out := pp.out
 	out.mu.Lock()
 	var err error
+	if out.state != legClosed {
+		// Between the frames of a streamed message, not inside one: the pump
+		// that would write a frame is this one.
+		if isClose {
+			out.state = legClosed
+		}
+		err = out.w.WriteFrames(m.Frames, m.Wire)
+	}
+	out.mu.Unlock()
+	pp.st.Emit(rec)
+	return err
+}
+
+// message runs a data message through the pipeline and forwards the verdict.
+func (pp *pumper) message(m *wsframe.Message) error {
+	s := pp.s
+	rec, inject, err := pp.st.Message(s.ctx, m, pp.clock())
+	if err != nil {
+		return err
+	}
+	out := pp.out
+	out.mu.Lock()
 	switch {
-	case out.closed:
+	case out.state == legClosed:
 		// The close handshake has begun on this side: nothing more may be sent.
-	case res.Action == plugins.Drop:
-		rec.Dropped = true
+	case rec.Dropped:
 		// The receiver never sees this message's contribution to the sender's
 		// window: from now on the proxy compresses this direction itself.
 		out.owned = out.owned || (m.Compressed && pp.takeover)
-	case res.Action == plugins.Modify:
-		rec.Modified, rec.Payload, rec.Len = true, res.Payload, int64(len(res.Payload))
-		err = out.writeMessage(m.Opcode, res.Payload, m.Compressed, pp.frameSizes(m, len(res.Payload)))
+	case rec.Modified:
+		err = out.writeMessage(m.Opcode, rec.Payload, m.Compressed, pp.frameSizes(m, len(rec.Payload)))
 		out.owned = out.owned || (m.Compressed && pp.takeover)
 	case m.Compressed && out.owned:
 		err = out.writeMessage(m.Opcode, m.Payload, true, nil)
@@ -490,11 +490,11 @@ func (pp *pumper) message(m *wsframe.Message) error {
 		err = out.w.WriteFrames(m.Frames, m.Wire)
 	}
 	out.mu.Unlock()
-	s.p.observer.Message(rec)
+	pp.st.Emit(rec)
 	if err != nil {
 		return err
 	}
-	for _, in := range res.Inject {
+	for _, in := range inject {
 		if in.Opcode == 0 {
 			in.Opcode = m.Opcode
 		}
@@ -525,16 +525,16 @@ func (pp *pumper) startStream(op wsframe.Opcode, frames []wsframe.Header, wire [
 	pp.streaming = true
 	pp.streamOp, pp.streamLen, pp.streamFrames = op, int64(len(wire)), len(frames)
 	pp.streamTime = pp.clock()
-	pp.preview = append(pp.preview[:0], wire[:min(len(wire), previewBytes)]...)
+	pp.preview = append(pp.preview[:0], wire[:min(len(wire), plugins.PreviewBytes)]...)
 	pp.text.reset()
 	pp.text.write(wire) // the assembled part, unmasked
 	out := pp.out
 	out.mu.Lock()
 	defer out.mu.Unlock()
-	out.inMessage = true
-	if out.closed {
+	if out.state == legClosed {
 		return nil
 	}
+	out.state = legStreaming
 	return out.w.WriteFrames(frames, wire)
 }
 
@@ -552,8 +552,8 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 	out := pp.out
 	out.mu.Lock()
 	var err error
-	if !out.closed {
-		out.inFrame = true
+	if out.state != legClosed {
+		out.state = legMidFrame
 		err = out.w.WriteHeader(h)
 	}
 	out.mu.Unlock()
@@ -567,7 +567,7 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 	for {
 		n, rerr := pp.r.ReadRaw(pp.buf)
 		if n > 0 {
-			if keep := min(n, previewBytes-len(pp.preview)); keep > 0 {
+			if keep := min(n, plugins.PreviewBytes-len(pp.preview)); keep > 0 {
 				off := len(pp.preview)
 				pp.preview = append(pp.preview, pp.buf[:keep]...)
 				if h.Masked {
@@ -576,7 +576,7 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 			}
 			pos += n
 			out.mu.Lock()
-			if !out.closed {
+			if out.state != legClosed {
 				if err = out.w.WriteRaw(pp.buf[:n]); err == nil && pp.r.Buffered() == 0 {
 					err = out.w.Flush() // the next read may block: do not sit on data
 				}
@@ -602,7 +602,9 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 	}
 	// The frame is whole: anything that waited for its end can go out now.
 	out.mu.Lock()
-	out.inFrame = false
+	if out.state == legMidFrame {
+		out.state = legStreaming
+	}
 	if out.deferredClose != nil {
 		out.writeClose(out.deferredClose)
 		out.deferredClose = nil
@@ -617,91 +619,122 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 		out.mu.Unlock()
 		return wsframe.ErrInvalidUTF8
 	}
-	if h.Fin {
-		// Log the message (like any message, when it completes: a ping between its
-		// frames comes first), then send the injections that waited for it, in the
-		// same critical section so that none overtakes another.
-		pp.streaming, out.inMessage = false, false
-		pp.rec = plugins.Record{Conn: pp.s.conn, Dir: pp.dir, Seq: pp.s.nextSeq(pp.dir), Opcode: pp.streamOp, Time: pp.streamTime,
-			Payload: textPrefix(pp.streamOp, pp.preview), Len: pp.streamLen, Truncated: pp.streamLen > int64(len(pp.preview)), Frames: pp.streamFrames}
-		pp.s.p.observer.Message(&pp.rec)
-		err = pp.s.drainQueue(out)
+	if !h.Fin {
+		out.mu.Unlock()
+		return nil
 	}
+	// The message is whole: its record goes first (like any message, when it
+	// completes: a ping between its frames comes first), then the injections that
+	// waited for it, written in the same critical section so that none overtakes
+	// another.
+	pp.streaming = false
+	if out.state == legStreaming {
+		out.state = legIdle
+	}
+	rec := pp.st.Streamed(pp.streamOp, pp.preview, pp.streamLen, pp.streamFrames, false, pp.streamTime)
+	queued := out.queue
+	out.queue = nil
+	injected, err := pp.s.writeInjections(out, queued)
 	out.mu.Unlock()
+	pp.st.Emit(rec)
+	pp.s.emitInjections(injected)
 	return err
-}
-
-// textPrefix cuts a text preview back to a rune boundary, so a preview that ends in
-// the middle of a character is still logged as text.
-func textPrefix(op wsframe.Opcode, p []byte) []byte {
-	if op != wsframe.OpText {
-		return p
-	}
-	for i := 0; i < utf8.UTFMax && len(p) > 0 && !utf8.Valid(p); i++ {
-		p = p[:len(p)-1]
-	}
-	return p
 }
 
 // Inject sends a new message in direction in.Dir, uncompressed: an uncompressed
 // message leaves the receiver's inflate window alone (RFC 7692 §6), so injection
-// never costs the proxy the original compressed bytes.
+// never costs the proxy the original compressed bytes. With in.Encode, the chain's
+// codecs encode the payload first.
 func (s *session) Inject(ctx context.Context, in plugins.Injection) error {
 	if in.Opcode != wsframe.OpText && in.Opcode != wsframe.OpBinary {
 		return fmt.Errorf("proxy: inject: opcode %s, want text or binary", in.Opcode)
 	}
-	l := s.leg(in.Dir)
+	var plain []byte
+	if in.Encode {
+		wire, err := s.p.chain.Encode(ctx, s.conn, in.Dir, in.Opcode, in.Payload)
+		if err != nil {
+			return fmt.Errorf("proxy: inject into conn %s: %w", s.conn.ID, err)
+		}
+		plain, in.Payload, in.Encode = in.Payload, wire, false
+	}
+	l := s.toServer
+	if in.Dir == plugins.ServerToClient {
+		s.mu.Lock()
+		l = s.toClient
+		if l == nil && !s.done {
+			// goproxy has not handed the client over yet: the message waits for it.
+			var err error
+			if len(s.early2c) >= maxQueuedInjections {
+				err = fmt.Errorf("proxy: inject into conn %s: %d injections already wait for the client", s.conn.ID, len(s.early2c))
+			} else {
+				s.early2c = append(s.early2c, pendingInjection{in: in, plain: plain})
+			}
+			s.mu.Unlock()
+			return err
+		}
+		s.mu.Unlock()
+	}
 	if l == nil || s.ctx.Err() != nil {
 		return fmt.Errorf("proxy: inject into conn %s: connection closed", s.conn.ID)
 	}
-	l.mu.Lock()
+	var rec *plugins.Record
 	var err error
-	switch {
-	case l.closed:
+	l.mu.Lock()
+	switch l.state {
+	case legClosed:
 		err = fmt.Errorf("proxy: inject into conn %s: the close handshake has begun", s.conn.ID)
-	case l.inMessage:
+	case legStreaming, legMidFrame:
 		// A streamed message is going out on this leg: a data message cannot start
 		// inside it, so this one waits for its end (the pump that streams sends it).
 		if len(l.queue) >= maxQueuedInjections {
 			err = fmt.Errorf("proxy: inject into conn %s: %d injections already wait for a streamed message", s.conn.ID, len(l.queue))
 		} else {
-			l.queue = append(l.queue, in)
+			l.queue = append(l.queue, pendingInjection{in: in, plain: plain})
 		}
 	default:
-		err = s.writeInjection(l, in)
+		rec, err = s.writeInjection(l, in, plain)
 	}
 	l.mu.Unlock()
+	if rec != nil {
+		s.stream(in.Dir).Emit(rec)
+	}
 	return err
 }
 
-// writeInjection writes an injected message, uncompressed, and logs it with the
-// next sequence number of its direction, so sequence numbers follow the wire.
-// Called with l.mu held.
-func (s *session) writeInjection(l *leg, in plugins.Injection) error {
+// writeInjection writes an injected message, uncompressed, and returns its record,
+// with the next sequence number of its direction, so sequence numbers follow the
+// wire. Called with l.mu held; the caller emits the record after unlocking.
+func (s *session) writeInjection(l *leg, in plugins.Injection, plain []byte) (*plugins.Record, error) {
 	err := l.w.WriteMessage(in.Opcode, 0, in.Payload, nil)
 	if err == nil {
 		err = l.w.Flush()
 	}
-	if err == nil {
-		s.p.observer.Message(&plugins.Record{Conn: s.conn, Dir: in.Dir, Seq: s.nextSeq(in.Dir), Opcode: in.Opcode, Time: time.Now(),
-			Payload: in.Payload, Len: int64(len(in.Payload)), Frames: 1, Injected: true})
+	if err != nil {
+		return nil, err
 	}
-	return err
+	st := s.stream(in.Dir)
+	return st.Injected(in.Opcode, in.Payload, plain, st.NextSeq(), time.Now()), nil
 }
 
-// drainQueue sends the injections that waited for a streamed message. Called with
-// l.mu held.
-func (s *session) drainQueue(l *leg) error {
-	for i, in := range l.queue {
-		if err := s.writeInjection(l, in); err != nil {
-			clear(l.queue[i:])
-			l.queue = l.queue[:0]
-			return err
+// writeInjections sends the injections that waited for a streamed message and
+// returns their records. Called with l.mu held.
+func (s *session) writeInjections(l *leg, queued []pendingInjection) ([]*plugins.Record, error) {
+	var recs []*plugins.Record
+	for _, p := range queued {
+		rec, err := s.writeInjection(l, p.in, p.plain)
+		if err != nil {
+			return recs, err
 		}
+		recs = append(recs, rec)
 	}
-	clear(l.queue)
-	l.queue = l.queue[:0]
-	return nil
+	return recs, nil
+}
+
+// emitInjections hands injection records to the observers.
+func (s *session) emitInjections(recs []*plugins.Record) {
+	for _, r := range recs {
+		s.stream(r.Dir).Emit(r)
+	}
 }
 
 // control is the session as hooks see it (plugins.Controller).
@@ -710,7 +743,3 @@ type control struct{ s *session }
 func (c control) Inject(ctx context.Context, in plugins.Injection) error { return c.s.Inject(ctx, in) }
 
 func (c control) Close(code wsframe.CloseCode, reason string) { c.s.end(code, reason, "proxy") }
-
-func (s *session) nextSeq(d plugins.Direction) uint64 {
-	return s.seq[d-1].Add(1) - 1
-}

@@ -25,7 +25,8 @@ func TestSmokeEcho(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	term := eventlog.NewTerminal(os.Stderr)
+	term := eventlog.NewTerminal(os.Stderr, eventlog.Live)
+	defer term.Close()
 	p, err := proxy.New(proxy.Config{CA: ca, Observer: term, UpstreamInsecure: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

@@ -1441,8 +1441,9 @@ func wsrPair(t testing.TB, tp *testProxy, srv *wsrServer) (cl, sc *wsrConn) {
 	return cl, sc
 }
 
-// wsrCountingObserver counts events.
+// wsrCountingObserver counts the proxy's events (a proxy has no capture events).
 type wsrCountingObserver struct {
+	plugins.NopObserver
 	opened, closed, messages, bytes atomic.Int64
 }
 

@@ -36,7 +36,7 @@ func BenchmarkSniffJSONL(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		j := eventlog.NewJSONL(io.Discard)
+		j := eventlog.NewJSONL(io.Discard, eventlog.Block)
 		s := New(Config{Observers: []plugins.Observer{j}})
 		if err := s.Run(context.Background(), src); err != nil {
 			b.Fatal(err)

@@ -5,10 +5,9 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/wstap/wstap/internal/handshake"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
 )
@@ -277,7 +276,7 @@ func (c *conn) response(block []byte) bool {
 	}
 	switch {
 	case resp.StatusCode == http.StatusSwitchingProtocols:
-		if !headerHasToken(resp.Header, "Upgrade", "websocket") || (front != nil && !front.upgrade) {
+		if !handshake.UpgradesTo(resp.Header, "websocket") || (front != nil && !front.upgrade) {
 			c.ignore() // another protocol
 			return false
 		}
@@ -350,14 +349,13 @@ func (c *conn) httpGap(sd *side, n int64) {
 // when the capture began after the request).
 func (c *conn) upgrade(req *http.Request, resp *http.Response) {
 	respExt := resp.Header.Values("Sec-WebSocket-Extensions")
-	pc := &plugins.Conn{Status: resp.StatusCode, Response: resp.Header,
-		Subprotocol: resp.Header.Get("Sec-WebSocket-Protocol"), Extensions: strings.Join(respExt, ", ")}
 	offer := respExt
+	var u *url.URL
 	if req != nil {
-		pc.Request, pc.URL = req.Header, wsURL(req)
-		offer = req.Header.Values("Sec-WebSocket-Extensions")
+		offer, u = req.Header.Values("Sec-WebSocket-Extensions"), handshake.URL(req, false)
 	}
-	params, deflate, err := wsframe.NegotiateDeflate(offer, respExt)
+	pc := handshake.NewConn(plugins.Sniff, "", u, req, resp)
+	params, deflate, err := handshake.Negotiate(offer, respExt)
 	noDeflate := "compressed (RSV1), but permessage-deflate was not negotiated"
 	if err != nil {
 		noDeflate, deflate = "compressed, but the permessage-deflate negotiation is not understood: "+err.Error(), false
@@ -419,7 +417,7 @@ func (c *conn) startPortWS(first int) {
 		c.sides[i].ws.checkStart = true
 	}
 	// No handshake, so no path: the URL names the server only.
-	c.open(&plugins.Conn{URL: &url.URL{Scheme: "ws", Host: c.addr(1 - c.client).String()}})
+	c.open(handshake.NewConn(plugins.Sniff, "", &url.URL{Scheme: "ws", Host: c.addr(1 - c.client).String()}, nil, nil))
 	for i := range c.sides {
 		if sd := &c.sides[i]; len(sd.buf) > 0 {
 			b := sd.buf
@@ -433,29 +431,17 @@ func (c *conn) startPortWS(first int) {
 func (c *conn) open(pc *plugins.Conn) {
 	s := c.s
 	c.state = stWS
-	s.ids++
-	pc.ID = "c" + strconv.FormatUint(s.ids, 10)
-	pc.Mode = plugins.Sniff
+	pc.ID = s.ids.Next()
 	pc.Client = net.TCPAddrFromAddrPort(c.addr(c.client))
 	pc.Server = net.TCPAddrFromAddrPort(c.addr(1 - c.client))
 	c.pc = pc
+	for i := range c.sides {
+		if d := c.sides[i].ws; d != nil {
+			d.st = s.pipeline.Stream(pc, d.dir)
+		}
+	}
 	c.list.remove(c)
 	s.wsConns.push(c)
 	s.stats.Connections++
-	s.obs.Opened(pc, s.pktTime)
-	s.cfg.Chain.Opened(s.ctxOrBackground(), pc)
-}
-
-// wsURL returns the ws:// URL of an upgrade request.
-func wsURL(req *http.Request) *url.URL {
-	u := *req.URL
-	switch u.Scheme {
-	case "":
-		u.Scheme, u.Host = "ws", req.Host
-	case "http":
-		u.Scheme = "ws"
-	case "https":
-		u.Scheme = "wss"
-	}
-	return &u
+	s.pipeline.Open(s.ctxOrBackground(), pc, s.pktTime)
 }

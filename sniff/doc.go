@@ -1,7 +1,7 @@
 // Package sniff is wstap's passive side: it reads packets from a capture file or
 // a live interface, follows their TCP connections, finds the WebSocket
 // connections among them and reports every message through the same hook chain
-// (read-only) and observers as the proxy.
+// (as a dry run: verdicts are recorded, not applied) and observers as the proxy.
 //
 // # Data flow
 //

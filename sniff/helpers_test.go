@@ -111,7 +111,7 @@ func (r *recorder) dump() string {
 	return b.String()
 }
 
-var _ CaptureObserver = (*recorder)(nil)
+var _ plugins.Observer = (*recorder)(nil)
 
 // sniffFile runs a Sniffer with cfg over a capture file and returns what it saw.
 func sniffFile(t *testing.T, path string, cfg Config) (*recorder, Stats) {

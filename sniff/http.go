@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/wstap/wstap/internal/handshake"
 )
 
 // Limits of the HTTP phase: a connection whose header block or held bytes grow past
@@ -92,23 +94,9 @@ func parseResponse(block []byte, method string) (*http.Response, error) {
 	return resp, nil
 }
 
-// headerHasToken reports whether a comma-separated header field of h contains
-// token (case-insensitive), as in "Connection: keep-alive, Upgrade".
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // isUpgradeRequest reports whether req asks to switch to WebSocket (RFC 6455 §4.1).
 func isUpgradeRequest(req *http.Request) bool {
-	return req.Method == http.MethodGet && headerHasToken(req.Header, "Upgrade", "websocket") &&
-		headerHasToken(req.Header, "Connection", "upgrade")
+	return req.Method == http.MethodGet && handshake.IsUpgrade(req.Header)
 }
 
 // body modes of a message body.

@@ -11,22 +11,20 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/wstap/wstap/internal/handshake"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
 )
 
 // Defaults of [Config].
 const (
-	DefaultMaxHookMessage   = 16 << 20
+	DefaultMaxHookMessage   = plugins.DefaultMaxHookMessage
 	DefaultMaxBuffered      = 4 << 20
 	DefaultMaxBufferedTotal = 256 << 20
 	DefaultReorderTimeout   = 3 * time.Second
 	DefaultIdleTimeout      = 2 * time.Minute
 	DefaultMaxConns         = 1 << 18
 )
-
-// previewBytes is how much of a message too large for the hooks is logged.
-const previewBytes = 4 << 10
 
 // Config configures a [Sniffer]. The zero value is usable: no hooks, no observers,
 // default limits.
@@ -37,8 +35,8 @@ type Config struct {
 	Chain *plugins.Chain
 
 	// Observers see every connection and message, after the chain, in capture
-	// order. Observers that also implement [CaptureObserver] see the events only
-	// a capture has (gaps, resynchronisations, undecodable messages, errors).
+	// order, and the events only a capture has (gaps, resynchronisations,
+	// undecodable messages, errors).
 	Observers []plugins.Observer
 
 	// WSPorts are TCP ports whose traffic is WebSocket without a handshake in the
@@ -101,9 +99,8 @@ type Stats struct {
 type Sniffer struct {
 	cfg      Config
 	obs      plugins.Observers
-	cap      []CaptureObserver
+	pipeline *plugins.Pipeline
 	wsPorts  map[uint16]bool
-	maxHook  int64
 	dec      *packetDecoder
 	conns    map[connKey]*conn
 	wsConns  connList // WebSocket connections, least recently active first
@@ -117,11 +114,9 @@ type Sniffer struct {
 	pktTime  time.Time       // capture time of the packet being processed
 	now      time.Time       // latest capture time seen
 	lastTick time.Time
-	ids      uint64
+	ids      handshake.IDs
 
 	seg   segment
-	rec   plugins.Record
-	msg   plugins.Message
 	stats Stats
 }
 
@@ -148,14 +143,9 @@ func New(cfg Config) *Sniffer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sniffer{cfg: cfg, maxHook: cfg.MaxHookMessage, dec: newPacketDecoder(), conns: map[connKey]*conn{},
+	s := &Sniffer{cfg: cfg, obs: plugins.Observers(cfg.Observers), dec: newPacketDecoder(), conns: map[connKey]*conn{},
 		waiting: map[*side]struct{}{}, hunting: map[*wsDir]struct{}{}, wsPorts: map[uint16]bool{}, log: cfg.Logger}
-	for _, o := range cfg.Observers {
-		s.obs = append(s.obs, o)
-		if co, ok := o.(CaptureObserver); ok {
-			s.cap = append(s.cap, co)
-		}
-	}
+	s.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: s.obs, MaxHookMessage: cfg.MaxHookMessage}
 	for _, p := range cfg.WSPorts {
 		s.wsPorts[p] = true
 	}
@@ -411,8 +401,7 @@ func (s *Sniffer) endConn(c *conn, by string) {
 		if !c.closeSeen {
 			ev = plugins.CloseEvent{Time: s.pktTime, Code: wsframe.CloseAbnormal, By: by}
 		}
-		s.cfg.Chain.Closed(s.ctxOrBackground(), c.pc, ev.Code, ev.Reason)
-		s.obs.Closed(c.pc, ev)
+		s.pipeline.Close(s.ctxOrBackground(), c.pc, ev)
 	}
 	c.state = stClosed
 	for i := range c.sides {

@@ -3,7 +3,6 @@ package sniff
 import (
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
@@ -26,6 +25,7 @@ type wsDir struct {
 	sd  *side
 	dir plugins.Direction
 	dec *wsframe.Decoder
+	st  *plugins.Stream // set when the connection opens
 
 	inf       *wsframe.Inflater // nil without permessage-deflate in this direction
 	takeover  bool
@@ -37,7 +37,6 @@ type wsDir struct {
 	alone  *wsframe.Inflater
 	out    []byte // inflated payload
 
-	seq        uint64
 	checkStart bool      // the first bytes may start mid-frame unless the stream began at its SYN
 	hunting    bool      // listed in the sniffer's hunting set
 	huntSince  time.Time // when the decoder started resynchronising (see Sniffer.tick)
@@ -112,9 +111,7 @@ func (d *wsDir) end() {
 func (d *wsDir) Resync(skipped int64) {
 	s := d.c.s
 	s.stats.Resyncs++
-	for _, o := range s.cap {
-		o.Resync(d.c.pc, d.dir, s.pktTime, skipped)
-	}
+	s.obs.Resync(d.c.pc, d.dir, s.pktTime, skipped)
 }
 
 // Error reports a protocol error, after which the decoder resynchronises, or a
@@ -122,9 +119,7 @@ func (d *wsDir) Resync(skipped int64) {
 func (d *wsDir) Error(err error) {
 	s := d.c.s
 	s.stats.Errors++
-	for _, o := range s.cap {
-		o.StreamError(d.c.pc, d.dir, s.pktTime, err)
-	}
+	s.obs.StreamError(d.c.pc, d.dir, s.pktTime, err)
 }
 
 // gap handles n bytes lost from the stream: the message in progress is lost, and
@@ -143,56 +138,38 @@ func (d *wsDir) gap(n int64) {
 	if lost {
 		s.stats.LostMessages++
 	}
-	for _, o := range s.cap {
-		o.Gap(d.c.pc, d.dir, s.pktTime, n, lost)
-	}
+	s.obs.Gap(d.c.pc, d.dir, s.pktTime, n, lost)
 }
 
 // Message handles a message the decoder completed (wsframe.DecodeHandler).
 func (d *wsDir) Message(m *wsframe.Message) {
 	c, s := d.c, d.c.s
-	rec := &s.rec
-	*rec = plugins.Record{Conn: c.pc, Dir: d.dir, Seq: d.seq, Opcode: m.Opcode, Time: s.pktTime,
-		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: len(m.Frames), Compressed: m.Compressed}
-	d.seq++
 	if m.Opcode.IsControl() {
-		if m.Opcode == wsframe.OpClose && !c.closeSeen {
-			code, reason, _ := wsframe.ParseClose(m.Payload)
-			c.closeSeen = true
-			c.closeEv = plugins.CloseEvent{Time: s.pktTime, Code: code, Reason: reason, By: d.dir.Sender().String()}
+		rec, ev, isClose := d.st.Control(m, s.pktTime)
+		if isClose && !c.closeSeen {
+			c.closeSeen, c.closeEv = true, ev
 		}
 		s.stats.Messages++
 		s.stats.MessageBytes += rec.Len
-		s.obs.Message(rec)
+		d.st.Emit(rec)
 		return
 	}
 	if m.Compressed {
 		out, why := d.inflate(m.Wire)
 		if why != "" {
-			rec.Payload, rec.Len = nil, int64(len(m.Wire))
 			s.stats.Undecodable++
-			for _, o := range s.cap {
-				o.Undecodable(rec, why)
-			}
+			d.st.Undecodable(m, s.pktTime, why)
 			return
 		}
-		rec.Payload, rec.Len = out, int64(len(out))
+		m.Payload = out
 	}
-	rec.Hooked = rec.Len <= s.maxHook
-	if rec.Hooked && s.cfg.Chain.Len() > 0 {
-		msg := &s.msg
-		*msg = plugins.Message{Conn: c.pc, Dir: d.dir, Opcode: m.Opcode, Payload: rec.Payload, Time: s.pktTime, Seq: rec.Seq}
-		res, err := s.cfg.Chain.Run(s.ctxOrBackground(), msg)
-		if err != nil {
-			s.log.Error("sniff: hook chain", "conn", c.pc.ID, "err", err)
-		}
-		rec.Decoded = res.Decoded
-	} else if !rec.Hooked {
-		rec.Payload, rec.Truncated = textPrefix(m.Opcode, rec.Payload[:previewBytes]), true
+	rec, _, err := d.st.Message(s.ctxOrBackground(), m, s.pktTime)
+	if err != nil {
+		s.log.Error("sniff: hook chain", "conn", c.pc.ID, "err", err)
 	}
 	s.stats.Messages++
 	s.stats.MessageBytes += rec.Len
-	s.obs.Message(rec)
+	d.st.Emit(rec)
 	if cap(d.out) > keepInflated {
 		d.out = nil
 	}
@@ -228,15 +205,4 @@ func (d *wsDir) inflate(wire []byte) ([]byte, string) {
 		return out, ""
 	}
 	return nil, d.broken
-}
-
-// textPrefix cuts a text payload back to a whole UTF-8 sequence.
-func textPrefix(op wsframe.Opcode, p []byte) []byte {
-	if op != wsframe.OpText {
-		return p
-	}
-	for i := 0; i < utf8.UTFMax && len(p) > 0 && !utf8.Valid(p); i++ {
-		p = p[:len(p)-1]
-	}
-	return p
 }

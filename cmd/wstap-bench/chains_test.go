@@ -10,8 +10,7 @@ import (
 
 	"github.com/wstap/wstap/plugins"
 	_ "github.com/wstap/wstap/plugins/all"
-	"github.com/wstap/wstap/plugins/exechook"
-	"github.com/wstap/wstap/plugins/gosrc"
+	"github.com/wstap/wstap/plugins/load"
 	"github.com/wstap/wstap/wsframe"
 )
 
@@ -65,26 +64,14 @@ func TestChains(t *testing.T) {
 			}
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
-			var elems []any
+			var elems []plugins.Element
 			args := chainHookArgs(kind, "hooks", python)
 			for i := 1; i < len(args); i += 2 {
 				s, err := plugins.ParseSpec(args[i])
 				if err != nil {
 					t.Fatal(err)
 				}
-				var e []any
-				switch s.Kind {
-				case plugins.Named:
-					var p any
-					p, err = plugins.New(s.Name, s.Options)
-					e = []any{p}
-				case plugins.GoFile:
-					e, err = gosrc.Load(s.Path)
-				case plugins.Exec:
-					var p any
-					p, err = exechook.Start(s.Command, log)
-					e = []any{p}
-				}
+				e, err := load.Elements([]plugins.Spec{s}, load.Options{Logger: log})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -40,7 +40,7 @@ func profileSniff(capture, dir string) error {
 	if err := pprof.StartCPUProfile(cpu); err != nil {
 		return err
 	}
-	j := eventlog.NewJSONL(out)
+	j := eventlog.NewJSONL(out, eventlog.Block)
 	s := sniff.New(sniff.Config{Observers: []plugins.Observer{j}})
 	start := time.Now()
 	err = s.Run(context.Background(), src)

@@ -18,6 +18,7 @@
 package main
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -62,7 +63,7 @@ func (c *chatCodec) Name() string { return "chatdecrypt" }
 
 // Decode returns the JSON inside a chat message; an error means "not a chat
 // message" and the message goes on undecoded.
-func (c *chatCodec) Decode(m *plugins.Message) ([]byte, error) {
+func (c *chatCodec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	raw, err := base64.StdEncoding.Strict().DecodeString(string(m.Payload))
 	if err != nil {
 		return nil, fmt.Errorf("not base64: %v", err)
@@ -79,7 +80,7 @@ func (c *chatCodec) Decode(m *plugins.Message) ([]byte, error) {
 }
 
 // Encode encrypts changed JSON again, with a fresh nonce.
-func (c *chatCodec) Encode(m *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *chatCodec) Encode(_ context.Context, m *plugins.Message, decoded []byte) ([]byte, error) {
 	nonce := make([]byte, c.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"strings"
@@ -112,7 +113,7 @@ func TestChatCodecs(t *testing.T) {
 				}
 
 				wire := box.SealMessage(chatcrypto.Message{User: "alice", Text: "hello ✓"})
-				got, err := c.Decode(msg(wire))
+				got, err := c.Decode(context.Background(), msg(wire))
 				if err != nil {
 					if style == "gosrc" && key != "" {
 						t.Fatalf("Decode(chat message sealed with CHAT_KEY): %v (the script must see the process environment: yaegi gives scripts an empty one unless gosrc.Load passes interp.Options{Env: os.Environ()})", err)
@@ -124,11 +125,11 @@ func TestChatCodecs(t *testing.T) {
 				}
 
 				changed := []byte(`{"user":"alice","text":"goodbye"}`)
-				enc1, err := c.Encode(msg(wire), changed)
+				enc1, err := c.Encode(context.Background(), msg(wire), changed)
 				if err != nil {
 					t.Fatalf("Encode: %v", err)
 				}
-				enc2, err := c.Encode(msg(wire), changed)
+				enc2, err := c.Encode(context.Background(), msg(wire), changed)
 				if err != nil {
 					t.Fatalf("Encode: %v", err)
 				}
@@ -156,7 +157,7 @@ func TestChatCodecs(t *testing.T) {
 					string(wrongBox.SealMessage(chatcrypto.Message{User: "mallory", Text: "x"})),
 					"",
 				} {
-					if out, err := c.Decode(msg([]byte(bad))); err == nil {
+					if out, err := c.Decode(context.Background(), msg([]byte(bad))); err == nil {
 						t.Errorf("Decode(%q) = %q, want an error", bad, out)
 					}
 				}

@@ -13,27 +13,18 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"io"
+	"maps"
 	"math/bits"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
 
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
-)
-
-// bufferSize is the capacity of each of the JSONL writer's two buffers, and minRoom
-// the free space below which the current one is handed to the writing goroutine
-// before a line is formatted: lines are formatted straight into the buffer, so a
-// line that does not fit would be formatted into a new allocation, and big writes
-// cost fewer syscalls. maxKept bounds the buffer kept after a huge line grew it.
-const (
-	bufferSize = 1 << 20
-	minRoom    = 256 << 10
-	maxKept    = 4 * bufferSize
 )
 
 // flushInterval bounds how long an event waits in the buffer before it reaches the
@@ -44,149 +35,39 @@ const flushInterval = 100 * time.Millisecond
 // flush and stop its goroutines.
 //
 // Lines are formatted into one buffer while a second goroutine writes the other,
-// so on the sniffer's path the write syscalls overlap the parsing.
+// so on the sniffer's path the write syscalls overlap the parsing. In [Live] mode a
+// destination slower than the events never holds the caller up: past a bound, lines
+// are dropped and a "lost" event counts them.
 type JSONL struct {
-	mu   sync.Mutex
-	buf  []byte // lines not yet handed to the writer
-	err  error  // first write error
-	shut bool   // Close was called: lines are dropped
+	spool
 	sec  int64  // the second tsec was formatted for
 	tsec []byte // "2006-01-02T15:04:05" of sec
-
-	full  chan []byte  // buffers to write, to writeLoop
-	free  chan written // written buffers, back from writeLoop
-	dirty chan struct{}
-	done  chan struct{}
-	wg    sync.WaitGroup
-}
-
-// written is a buffer back from writeLoop, with the error writing it.
-type written struct {
-	buf []byte
-	err error
 }
 
 // NewJSONL returns a JSONL writer to w.
-func NewJSONL(w io.Writer) *JSONL {
-	j := &JSONL{
-		buf:   make([]byte, 0, bufferSize),
-		full:  make(chan []byte),
-		free:  make(chan written, 1),
-		dirty: make(chan struct{}, 1),
-		done:  make(chan struct{}),
-	}
-	j.free <- written{buf: make([]byte, 0, bufferSize)}
-	j.wg.Go(func() { j.writeLoop(w) })
-	j.wg.Go(j.flusher)
+func NewJSONL(w io.Writer, mode Mode) *JSONL {
+	j := &JSONL{}
+	j.start(w, mode, 0, flushInterval, j.lostLine)
 	return j
 }
 
-// writeLoop writes the buffers handed to it, in order, until full is closed. After
-// an error it writes nothing more.
-func (j *JSONL) writeLoop(w io.Writer) {
-	var err error
-	for b := range j.full {
-		if err == nil {
-			_, err = w.Write(b)
-		}
-		j.free <- written{buf: b[:0], err: err}
-	}
+// lostLine formats the notice of lines a Live writer dropped:
+//
+//	{"event":"lost","time":…,"lines":120}
+//
+// Called with j.mu held.
+func (j *JSONL) lostLine(b []byte, lines int64) []byte {
+	b = append(b, `{"event":"lost","time":"`...)
+	b = j.appendTime(b, time.Now())
+	b = append(b, `","lines":`...)
+	b = strconv.AppendInt(b, lines, 10)
+	return append(b, '}')
 }
 
-// handOff gives the current buffer to writeLoop and takes the other one, waiting
-// until it is written. With wait, it also waits for the buffer just handed off, so
-// everything formatted so far has reached w. Called with j.mu held.
-func (j *JSONL) handOff(wait bool) {
-	if j.err != nil || j.shut {
-		return
-	}
-	if len(j.buf) > 0 {
-		next := <-j.free
-		j.full <- j.buf
-		j.buf, j.err = next.buf, next.err
-		if cap(j.buf) > maxKept {
-			j.buf = make([]byte, 0, bufferSize)
-		}
-	}
-	if wait && j.err == nil {
-		last := <-j.free
-		j.err = last.err
-		if cap(last.buf) > maxKept {
-			last.buf = make([]byte, 0, bufferSize)
-		}
-		j.free <- written{buf: last.buf}
-	}
-}
-
-// flusher flushes the buffer shortly after events arrive.
-func (j *JSONL) flusher() {
-	t := time.NewTimer(flushInterval)
-	t.Stop()
-	for {
-		select {
-		case <-j.done:
-			return
-		case <-j.dirty:
-			t.Reset(flushInterval)
-			select {
-			case <-t.C:
-			case <-j.done:
-				t.Stop()
-				return
-			}
-			j.mu.Lock()
-			j.handOff(false)
-			j.mu.Unlock()
-		}
-	}
-}
-
-// Flush writes buffered events to the underlying writer and returns the first write
-// error, if any.
-func (j *JSONL) Flush() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.handOff(true)
-	return j.err
-}
-
-// Close flushes and stops the goroutines. It does not close the underlying writer.
-func (j *JSONL) Close() error {
-	close(j.done)
-	j.mu.Lock()
-	j.handOff(true)
-	j.shut = true
-	close(j.full)
-	err := j.err
-	j.mu.Unlock()
-	j.wg.Wait()
-	return err
-}
-
-// Err returns the first write error, if any.
-func (j *JSONL) Err() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.err
-}
-
-// line appends one event with fill and queues a flush.
-func (j *JSONL) line(fill func(b []byte) []byte) {
-	j.mu.Lock()
-	if cap(j.buf)-len(j.buf) < minRoom {
-		j.handOff(false)
-	}
-	if j.err == nil && !j.shut {
-		j.buf = append(fill(j.buf), '\n')
-	}
-	j.mu.Unlock()
-	select {
-	case j.dirty <- struct{}{}:
-	default:
-	}
-}
-
-// Opened writes an "open" event.
+// Opened writes an "open" event, with the handshake when it is known:
+//
+//	"request":{"method":"GET","target":"/chat","proto":"HTTP/1.1","headers":{"Host":["x"],…}},
+//	"response":{"status":101,"reason":"Switching Protocols","proto":"HTTP/1.1","headers":{…}}
 func (j *JSONL) Opened(c *plugins.Conn, t time.Time) {
 	j.line(func(b []byte) []byte {
 		b = j.head(b, "open", t, c)
@@ -196,13 +77,50 @@ func (j *JSONL) Opened(c *plugins.Conn, t time.Time) {
 		b = appendField(b, "subprotocol", c.Subprotocol)
 		b = appendField(b, "extensions", c.Extensions)
 		b = appendField(b, "mode", c.Mode.String())
+		if c.Method != "" {
+			b = append(b, `,"request":{"method":`...)
+			b = appendString(b, c.Method)
+			b = appendField(b, "target", c.Target)
+			b = appendField(b, "proto", c.Proto)
+			b = appendHeader(b, c.Request)
+			b = append(b, '}')
+		}
+		if c.Status != 0 {
+			b = append(b, `,"response":{"status":`...)
+			b = strconv.AppendInt(b, int64(c.Status), 10)
+			b = appendField(b, "reason", c.Reason)
+			b = appendField(b, "proto", c.ResponseProto)
+			b = appendHeader(b, c.Response)
+			b = append(b, '}')
+		}
 		return append(b, '}')
 	})
+}
+
+// appendHeader appends ,"headers":{"Name":["value",…],…} with the names sorted.
+func appendHeader(b []byte, h http.Header) []byte {
+	b = append(b, `,"headers":{`...)
+	for i, name := range slices.Sorted(maps.Keys(h)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, name)
+		b = append(b, ':', '[')
+		for k, v := range h[name] {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, v)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // Message writes a "message" event.
 func (j *JSONL) Message(r *plugins.Record) {
 	j.line(func(b []byte) []byte {
+		text := r.Opcode != wsframe.OpBinary
 		b = j.head(b, "message", r.Time, r.Conn)
 		b = append(b, `,"dir":"`...)
 		b = append(b, r.Dir.String()...)
@@ -212,7 +130,7 @@ func (j *JSONL) Message(r *plugins.Record) {
 		b = append(b, r.Opcode.String()...)
 		b = append(b, `","len":`...)
 		b = strconv.AppendInt(b, r.Len, 10)
-		b = appendPayload(b, "payload", "encoding", r.Payload, r.Opcode != wsframe.OpBinary)
+		b = appendPayload(b, "payload", "encoding", r.Payload, text)
 		if r.Truncated {
 			b = append(b, `,"truncated":true`...)
 		}
@@ -222,10 +140,35 @@ func (j *JSONL) Message(r *plugins.Record) {
 		if r.Decoded != nil {
 			b = appendPayload(b, "decoded", "decoded_encoding", r.Decoded, true)
 		}
+		if r.Original != nil {
+			b = append(b, `,"original_len":`...)
+			b = strconv.AppendInt(b, r.OriginalLen, 10)
+			b = appendPayload(b, "original", "original_encoding", r.Original, text)
+		}
+		if r.OriginalDecoded != nil {
+			b = appendPayload(b, "original_decoded", "original_decoded_encoding", r.OriginalDecoded, true)
+		}
+		if r.DecodeError != "" {
+			b = appendField(b, "decode_error", r.DecodeError)
+		}
 		b = appendBool(b, "modified", r.Modified)
 		b = appendBool(b, "dropped", r.Dropped)
 		b = appendBool(b, "injected", r.Injected)
 		b = appendBool(b, "hooked", r.Hooked)
+		if r.WouldModify {
+			b = append(b, `,"would_modify":true`...)
+			b = appendPayload(b, "would_payload", "would_encoding", r.WouldPayload, text)
+			if r.WouldDecoded != nil {
+				b = appendPayload(b, "would_decoded", "would_decoded_encoding", r.WouldDecoded, true)
+			}
+		}
+		if r.WouldDrop {
+			b = append(b, `,"would_drop":true`...)
+		}
+		if r.WouldInject > 0 {
+			b = append(b, `,"would_inject":`...)
+			b = strconv.AppendInt(b, int64(r.WouldInject), 10)
+		}
 		return append(b, '}')
 	})
 }
@@ -253,7 +196,7 @@ func (j *JSONL) head(b []byte, event string, t time.Time, c *plugins.Conn) []byt
 }
 
 // appendTime appends t in UTC as RFC 3339 with microseconds, formatting the part
-// up to the seconds once per second. Called with j.mu held.
+// up to the seconds once per second. Called with j.mu held (from a fill function).
 func (j *JSONL) appendTime(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	if s := t.Unix(); s != j.sec || j.tsec == nil {

@@ -30,7 +30,7 @@ func testConn() *plugins.Conn {
 // encoding/json, checking every field of the documented schema.
 func TestJSONLSchema(t *testing.T) {
 	var out bytes.Buffer
-	j := NewJSONL(&out)
+	j := NewJSONL(&out, Block)
 	c := testConn()
 	ts := time.Date(2026, 11, 25, 20, 15, 1, 123456789, time.FixedZone("X", 3600))
 	j.Opened(c, ts)
@@ -180,7 +180,7 @@ func BenchmarkAppendPayload(b *testing.B) {
 
 func BenchmarkJSONLMessage(b *testing.B) {
 	var out bytes.Buffer
-	j := NewJSONL(&out)
+	j := NewJSONL(&out, Block)
 	defer j.Close()
 	c := testConn()
 	r := &plugins.Record{Conn: c, Dir: plugins.ClientToServer, Opcode: wsframe.OpText, Time: time.Now(),
@@ -203,7 +203,7 @@ func BenchmarkJSONLMessage(b *testing.B) {
 // writer; every line must come out whole, once, and in each goroutine's order.
 func TestJSONLConcurrentBuffers(t *testing.T) {
 	var out bytes.Buffer
-	j := NewJSONL(&out)
+	j := NewJSONL(&out, Block)
 	c := testConn()
 	const writers, each = 4, 300
 	var wg sync.WaitGroup
@@ -275,7 +275,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 // Close, that later lines are dropped without blocking, and that lines after Close
 // do not panic.
 func TestJSONLWriteError(t *testing.T) {
-	j := NewJSONL(&failWriter{n: 100})
+	j := NewJSONL(&failWriter{n: 100}, Block)
 	c := testConn()
 	r := &plugins.Record{Conn: c, Opcode: wsframe.OpText, Payload: []byte("hello"), Len: 5, Time: time.Now()}
 	j.Message(r)
@@ -295,7 +295,7 @@ func TestJSONLWriteError(t *testing.T) {
 	j.Closed(c, plugins.CloseEvent{})
 
 	var out bytes.Buffer
-	ok := NewJSONL(&out)
+	ok := NewJSONL(&out, Block)
 	if err := ok.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package eventlog
 import (
 	"io"
 	"strconv"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -22,46 +21,54 @@ const previewLen = 96
 //
 // Arrows: → client to server, ← server to client. Flags after the length: M
 // modified, D dropped, I injected, Z compressed on the wire, + decoded by a codec
-// (the preview then shows the decoded form). It is safe for concurrent use.
+// (the preview then shows the decoded form), ! a codec could not decode it (the
+// hooks after it skipped it); in sniff mode, m would be modified and d would be
+// dropped by the hooks (a dry run). Text from the traffic (payloads, URLs,
+// subprotocols, close reasons) is shown with control characters replaced, so it
+// cannot drive the terminal.
+//
+// It is safe for concurrent use. Lines are written on a goroutine of its own; in
+// [Live] mode a terminal slower than the traffic never holds the caller up (lines
+// past a bound are dropped, and a line says how many). Call Close to flush.
 type Terminal struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
+	spool
 }
 
 // NewTerminal returns a terminal view writing to w.
-func NewTerminal(w io.Writer) *Terminal { return &Terminal{w: w} }
-
-func (t *Terminal) write(b []byte) {
-	t.w.Write(b) // a broken terminal must not stop the traffic
+func NewTerminal(w io.Writer, mode Mode) *Terminal {
+	t := &Terminal{}
+	t.start(w, mode, 1<<20, 0, func(b []byte, n int64) []byte {
+		b = append(b, "… "...)
+		b = strconv.AppendInt(b, n, 10)
+		return append(b, " lines not shown: the terminal is slower than the traffic"...)
+	})
+	return t
 }
 
-func (t *Terminal) start(ts time.Time, id string) []byte {
-	b := ts.AppendFormat(t.buf[:0], "15:04:05.000")
+func start(b []byte, ts time.Time, id string) []byte {
+	b = ts.AppendFormat(b, "15:04:05.000")
 	b = append(b, ' ')
-	b = append(b, id...)
+	b = appendSafe(b, id)
 	return append(b, ' ')
 }
 
 // Opened prints the connection's URL and negotiated extensions.
 func (t *Terminal) Opened(c *plugins.Conn, ts time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.start(ts, c.ID)
-	b = append(b, "open  "...)
-	b = append(b, urlString(c)...)
-	if c.Subprotocol != "" {
-		b = append(b, " protocol="...)
-		b = append(b, c.Subprotocol...)
-	}
-	if c.Extensions != "" {
-		b = append(b, " ("...)
-		b = append(b, c.Extensions...)
-		b = append(b, ')')
-	}
-	b = append(b, '\n')
-	t.write(b)
-	t.buf = b
+	t.line(func(b []byte) []byte {
+		b = start(b, ts, c.ID)
+		b = append(b, "open  "...)
+		b = appendSafe(b, urlString(c))
+		if c.Subprotocol != "" {
+			b = append(b, " protocol="...)
+			b = appendSafe(b, c.Subprotocol)
+		}
+		if c.Extensions != "" {
+			b = append(b, " ("...)
+			b = appendSafe(b, c.Extensions)
+			b = append(b, ')')
+		}
+		return b
+	})
 }
 
 // Message prints direction, opcode, length, flags and a preview.
@@ -72,7 +79,8 @@ func (t *Terminal) Message(r *plugins.Record) {
 		for _, f := range []struct {
 			on bool
 			c  byte
-		}{{r.Modified, 'M'}, {r.Dropped, 'D'}, {r.Injected, 'I'}, {r.Compressed, 'Z'}, {r.Decoded != nil, '+'}} {
+		}{{r.Modified, 'M'}, {r.Dropped, 'D'}, {r.Injected, 'I'}, {r.Compressed, 'Z'}, {r.Decoded != nil, '+'},
+			{r.DecodeError != "", '!'}, {r.WouldModify, 'm'}, {r.WouldDrop, 'd'}} {
 			if f.on {
 				b = append(b, f.c)
 			}
@@ -106,36 +114,42 @@ func appendOpLen(b []byte, op wsframe.Opcode, n int64) []byte {
 
 // event prints one line: time, connection, direction arrow and what fill appends.
 func (t *Terminal) event(c *plugins.Conn, dir plugins.Direction, ts time.Time, fill func([]byte) []byte) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.start(ts, c.ID)
-	if dir == plugins.ClientToServer {
-		b = append(b, "→ "...)
-	} else {
-		b = append(b, "← "...)
-	}
-	b = fill(b)
-	b = append(b, '\n')
-	t.write(b)
-	t.buf = b
+	t.line(func(b []byte) []byte {
+		b = start(b, ts, c.ID)
+		if dir == plugins.ClientToServer {
+			b = append(b, "→ "...)
+		} else {
+			b = append(b, "← "...)
+		}
+		return fill(b)
+	})
 }
 
 // Closed prints the close code, reason and who closed.
 func (t *Terminal) Closed(c *plugins.Conn, ev plugins.CloseEvent) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.start(ev.Time, c.ID)
-	b = append(b, "close "...)
-	b = strconv.AppendUint(b, uint64(ev.Code), 10)
-	if ev.Reason != "" {
-		b = append(b, ' ')
-		b = strconv.AppendQuote(b, ev.Reason)
+	t.line(func(b []byte) []byte {
+		b = start(b, ev.Time, c.ID)
+		b = append(b, "close "...)
+		b = strconv.AppendUint(b, uint64(ev.Code), 10)
+		if ev.Reason != "" {
+			b = append(b, ' ')
+			b = strconv.AppendQuote(b, ev.Reason)
+		}
+		b = append(b, " by "...)
+		return append(b, ev.By...)
+	})
+}
+
+// appendSafe appends text from the traffic with every character that is not
+// printable (C0 and C1 controls, which a terminal would obey) replaced by ·.
+func appendSafe(b []byte, s string) []byte {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			r = '·'
+		}
+		b = utf8.AppendRune(b, r)
 	}
-	b = append(b, " by "...)
-	b = append(b, ev.By...)
-	b = append(b, '\n')
-	t.write(b)
-	t.buf = b
+	return b
 }
 
 // appendPreview shows text as text (control characters as ·) and other payloads as

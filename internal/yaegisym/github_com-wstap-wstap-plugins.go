@@ -6,6 +6,8 @@ import (
 	"context"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
+	"go/constant"
+	"go/token"
 	"reflect"
 	"time"
 )
@@ -13,31 +15,37 @@ import (
 func init() {
 	Symbols["github.com/wstap/wstap/plugins/plugins"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"ClientToServer": reflect.ValueOf(plugins.ClientToServer),
-		"Drop":           reflect.ValueOf(plugins.Drop),
-		"ErrReadOnly":    reflect.ValueOf(&plugins.ErrReadOnly).Elem(),
-		"ErrSpec":        reflect.ValueOf(&plugins.ErrSpec).Elem(),
-		"Exec":           reflect.ValueOf(plugins.Exec),
-		"FailClose":      reflect.ValueOf(plugins.FailClose),
-		"FailOpen":       reflect.ValueOf(plugins.FailOpen),
-		"GoFile":         reflect.ValueOf(plugins.GoFile),
-		"Lookup":         reflect.ValueOf(plugins.Lookup),
-		"Modify":         reflect.ValueOf(plugins.Modify),
-		"Named":          reflect.ValueOf(plugins.Named),
-		"New":            reflect.ValueOf(plugins.New),
-		"NewChain":       reflect.ValueOf(plugins.NewChain),
-		"NewOptions":     reflect.ValueOf(plugins.NewOptions),
-		"ParseBytes":     reflect.ValueOf(plugins.ParseBytes),
-		"ParseSpec":      reflect.ValueOf(plugins.ParseSpec),
-		"Pass":           reflect.ValueOf(plugins.Pass),
-		"Proxy":          reflect.ValueOf(plugins.Proxy),
-		"Register":       reflect.ValueOf(plugins.Register),
-		"Registered":     reflect.ValueOf(plugins.Registered),
-		"ServerToClient": reflect.ValueOf(plugins.ServerToClient),
-		"Sniff":          reflect.ValueOf(plugins.Sniff),
+		"ClientToServer":        reflect.ValueOf(plugins.ClientToServer),
+		"DefaultMaxHookMessage": reflect.ValueOf(constant.MakeFromLiteral("16777216", token.INT, 0)),
+		"Drop":                  reflect.ValueOf(plugins.Drop),
+		"ErrReadOnly":           reflect.ValueOf(&plugins.ErrReadOnly).Elem(),
+		"ErrSize":               reflect.ValueOf(&plugins.ErrSize).Elem(),
+		"ErrSpec":               reflect.ValueOf(&plugins.ErrSpec).Elem(),
+		"Exec":                  reflect.ValueOf(plugins.Exec),
+		"FailClose":             reflect.ValueOf(plugins.FailClose),
+		"FailOpen":              reflect.ValueOf(plugins.FailOpen),
+		"GoFile":                reflect.ValueOf(plugins.GoFile),
+		"Lookup":                reflect.ValueOf(plugins.Lookup),
+		"Modify":                reflect.ValueOf(plugins.Modify),
+		"Named":                 reflect.ValueOf(plugins.Named),
+		"New":                   reflect.ValueOf(plugins.New),
+		"NewAsync":              reflect.ValueOf(plugins.NewAsync),
+		"NewChain":              reflect.ValueOf(plugins.NewChain),
+		"NewOptions":            reflect.ValueOf(plugins.NewOptions),
+		"ParseBytes":            reflect.ValueOf(plugins.ParseBytes),
+		"ParseSize":             reflect.ValueOf(plugins.ParseSize),
+		"ParseSpec":             reflect.ValueOf(plugins.ParseSpec),
+		"Pass":                  reflect.ValueOf(plugins.Pass),
+		"PreviewBytes":          reflect.ValueOf(constant.MakeFromLiteral("4096", token.INT, 0)),
+		"Proxy":                 reflect.ValueOf(plugins.Proxy),
+		"Register":              reflect.ValueOf(plugins.Register),
+		"Registered":            reflect.ValueOf(plugins.Registered),
+		"ServerToClient":        reflect.ValueOf(plugins.ServerToClient),
+		"Sniff":                 reflect.ValueOf(plugins.Sniff),
 
 		// type definitions
 		"Action":        reflect.ValueOf((*plugins.Action)(nil)),
+		"Async":         reflect.ValueOf((*plugins.Async)(nil)),
 		"Chain":         reflect.ValueOf((*plugins.Chain)(nil)),
 		"CloseEvent":    reflect.ValueOf((*plugins.CloseEvent)(nil)),
 		"CloseHook":     reflect.ValueOf((*plugins.CloseHook)(nil)),
@@ -45,6 +53,7 @@ func init() {
 		"Conn":          reflect.ValueOf((*plugins.Conn)(nil)),
 		"Controller":    reflect.ValueOf((*plugins.Controller)(nil)),
 		"Direction":     reflect.ValueOf((*plugins.Direction)(nil)),
+		"Element":       reflect.ValueOf((*plugins.Element)(nil)),
 		"Error":         reflect.ValueOf((*plugins.Error)(nil)),
 		"ErrorPolicy":   reflect.ValueOf((*plugins.ErrorPolicy)(nil)),
 		"Factory":       reflect.ValueOf((*plugins.Factory)(nil)),
@@ -55,23 +64,28 @@ func init() {
 		"Injection":     reflect.ValueOf((*plugins.Injection)(nil)),
 		"Message":       reflect.ValueOf((*plugins.Message)(nil)),
 		"Mode":          reflect.ValueOf((*plugins.Mode)(nil)),
+		"NopObserver":   reflect.ValueOf((*plugins.NopObserver)(nil)),
 		"Observer":      reflect.ValueOf((*plugins.Observer)(nil)),
 		"Observers":     reflect.ValueOf((*plugins.Observers)(nil)),
 		"OpenHook":      reflect.ValueOf((*plugins.OpenHook)(nil)),
 		"OptionDoc":     reflect.ValueOf((*plugins.OptionDoc)(nil)),
 		"Options":       reflect.ValueOf((*plugins.Options)(nil)),
+		"PanicError":    reflect.ValueOf((*plugins.PanicError)(nil)),
+		"Pipeline":      reflect.ValueOf((*plugins.Pipeline)(nil)),
 		"Record":        reflect.ValueOf((*plugins.Record)(nil)),
 		"Registration":  reflect.ValueOf((*plugins.Registration)(nil)),
 		"Result":        reflect.ValueOf((*plugins.Result)(nil)),
 		"Scope":         reflect.ValueOf((*plugins.Scope)(nil)),
 		"Spec":          reflect.ValueOf((*plugins.Spec)(nil)),
 		"SpecKind":      reflect.ValueOf((*plugins.SpecKind)(nil)),
+		"Stream":        reflect.ValueOf((*plugins.Stream)(nil)),
 		"Verdict":       reflect.ValueOf((*plugins.Verdict)(nil)),
 
 		// interface wrapper definitions
 		"_CloseHook":     reflect.ValueOf((*_github_com_wstap_wstap_plugins_CloseHook)(nil)),
 		"_Codec":         reflect.ValueOf((*_github_com_wstap_wstap_plugins_Codec)(nil)),
 		"_Controller":    reflect.ValueOf((*_github_com_wstap_wstap_plugins_Controller)(nil)),
+		"_Element":       reflect.ValueOf((*_github_com_wstap_wstap_plugins_Element)(nil)),
 		"_HandshakeHook": reflect.ValueOf((*_github_com_wstap_wstap_plugins_HandshakeHook)(nil)),
 		"_Hook":          reflect.ValueOf((*_github_com_wstap_wstap_plugins_Hook)(nil)),
 		"_Observer":      reflect.ValueOf((*_github_com_wstap_wstap_plugins_Observer)(nil)),
@@ -93,16 +107,16 @@ func (W _github_com_wstap_wstap_plugins_CloseHook) OnClose(ctx context.Context, 
 // _github_com_wstap_wstap_plugins_Codec is an interface wrapper for Codec type
 type _github_com_wstap_wstap_plugins_Codec struct {
 	IValue  interface{}
-	WDecode func(m *plugins.Message) ([]byte, error)
-	WEncode func(m *plugins.Message, decoded []byte) ([]byte, error)
+	WDecode func(ctx context.Context, m *plugins.Message) ([]byte, error)
+	WEncode func(ctx context.Context, m *plugins.Message, decoded []byte) ([]byte, error)
 	WName   func() string
 }
 
-func (W _github_com_wstap_wstap_plugins_Codec) Decode(m *plugins.Message) ([]byte, error) {
-	return W.WDecode(m)
+func (W _github_com_wstap_wstap_plugins_Codec) Decode(ctx context.Context, m *plugins.Message) ([]byte, error) {
+	return W.WDecode(ctx, m)
 }
-func (W _github_com_wstap_wstap_plugins_Codec) Encode(m *plugins.Message, decoded []byte) ([]byte, error) {
-	return W.WEncode(m, decoded)
+func (W _github_com_wstap_wstap_plugins_Codec) Encode(ctx context.Context, m *plugins.Message, decoded []byte) ([]byte, error) {
+	return W.WEncode(ctx, m, decoded)
 }
 func (W _github_com_wstap_wstap_plugins_Codec) Name() string {
 	return W.WName()
@@ -120,6 +134,16 @@ func (W _github_com_wstap_wstap_plugins_Controller) Close(code wsframe.CloseCode
 }
 func (W _github_com_wstap_wstap_plugins_Controller) Inject(ctx context.Context, in plugins.Injection) error {
 	return W.WInject(ctx, in)
+}
+
+// _github_com_wstap_wstap_plugins_Element is an interface wrapper for Element type
+type _github_com_wstap_wstap_plugins_Element struct {
+	IValue interface{}
+	WName  func() string
+}
+
+func (W _github_com_wstap_wstap_plugins_Element) Name() string {
+	return W.WName()
 }
 
 // _github_com_wstap_wstap_plugins_HandshakeHook is an interface wrapper for HandshakeHook type
@@ -148,20 +172,36 @@ func (W _github_com_wstap_wstap_plugins_Hook) OnMessage(ctx context.Context, m *
 
 // _github_com_wstap_wstap_plugins_Observer is an interface wrapper for Observer type
 type _github_com_wstap_wstap_plugins_Observer struct {
-	IValue   interface{}
-	WClosed  func(c *plugins.Conn, ev plugins.CloseEvent)
-	WMessage func(r *plugins.Record)
-	WOpened  func(c *plugins.Conn, t time.Time)
+	IValue       interface{}
+	WClosed      func(c *plugins.Conn, ev plugins.CloseEvent)
+	WGap         func(c *plugins.Conn, dir plugins.Direction, t time.Time, bytes int64, lost bool)
+	WMessage     func(r *plugins.Record)
+	WOpened      func(c *plugins.Conn, t time.Time)
+	WResync      func(c *plugins.Conn, dir plugins.Direction, t time.Time, skipped int64)
+	WStreamError func(c *plugins.Conn, dir plugins.Direction, t time.Time, err error)
+	WUndecodable func(r *plugins.Record, reason string)
 }
 
 func (W _github_com_wstap_wstap_plugins_Observer) Closed(c *plugins.Conn, ev plugins.CloseEvent) {
 	W.WClosed(c, ev)
+}
+func (W _github_com_wstap_wstap_plugins_Observer) Gap(c *plugins.Conn, dir plugins.Direction, t time.Time, bytes int64, lost bool) {
+	W.WGap(c, dir, t, bytes, lost)
 }
 func (W _github_com_wstap_wstap_plugins_Observer) Message(r *plugins.Record) {
 	W.WMessage(r)
 }
 func (W _github_com_wstap_wstap_plugins_Observer) Opened(c *plugins.Conn, t time.Time) {
 	W.WOpened(c, t)
+}
+func (W _github_com_wstap_wstap_plugins_Observer) Resync(c *plugins.Conn, dir plugins.Direction, t time.Time, skipped int64) {
+	W.WResync(c, dir, t, skipped)
+}
+func (W _github_com_wstap_wstap_plugins_Observer) StreamError(c *plugins.Conn, dir plugins.Direction, t time.Time, err error) {
+	W.WStreamError(c, dir, t, err)
+}
+func (W _github_com_wstap_wstap_plugins_Observer) Undecodable(r *plugins.Record, reason string) {
+	W.WUndecodable(r, reason)
 }
 
 // _github_com_wstap_wstap_plugins_OpenHook is an interface wrapper for OpenHook type

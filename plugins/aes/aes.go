@@ -24,6 +24,7 @@ package aes
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -84,7 +85,7 @@ type Codec struct {
 }
 
 // New builds an aes codec from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	c := &Codec{}
 	switch m := o.String("mode", "gcm"); m {
 	case "gcm":
@@ -182,7 +183,7 @@ func (c *Codec) Name() string { return "aes" }
 func (c *Codec) Mode() Mode { return c.mode }
 
 // Decode decrypts m.Payload.
-func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
+func (c *Codec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	iv, ct := c.iv, m.Payload
 	if iv == nil {
 		if len(ct) < c.ivLen {
@@ -220,7 +221,7 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 
 // Encode encrypts decoded, with a fresh random nonce or IV in front of the
 // ciphertext (iv=prefix) or with the fixed IV.
-func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *Codec) Encode(_ context.Context, _ *plugins.Message, decoded []byte) ([]byte, error) {
 	var out, iv []byte
 	if c.iv != nil {
 		iv = c.iv

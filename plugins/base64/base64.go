@@ -13,6 +13,7 @@
 package base64
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 
@@ -36,7 +37,7 @@ type Codec struct {
 }
 
 // New builds a base64 codec from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	var enc *base64.Encoding
 	switch v := o.String("variant", "std"); v {
 	case "std":
@@ -57,7 +58,7 @@ func New(o *plugins.Options) (any, error) {
 func (c *Codec) Name() string { return "base64" }
 
 // Decode decodes m.Payload; invalid base64 is an error.
-func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
+func (c *Codec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	out := make([]byte, c.enc.DecodedLen(len(m.Payload)))
 	n, err := c.enc.Decode(out, m.Payload)
 	if err != nil {
@@ -67,7 +68,7 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 }
 
 // Encode encodes decoded.
-func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *Codec) Encode(_ context.Context, _ *plugins.Message, decoded []byte) ([]byte, error) {
 	return c.enc.AppendEncode(nil, decoded), nil
 }
 

@@ -1,6 +1,7 @@
 package base64_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -61,7 +62,7 @@ func TestBase64(t *testing.T) {
 			if c.Name() != "base64" {
 				t.Fatalf("Name() = %q", c.Name())
 			}
-			got, err := c.Decode(msg(tc.wire))
+			got, err := c.Decode(context.Background(), msg(tc.wire))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Decode = %q, %v; want an error containing %q", got, err, tc.wantErr)
@@ -71,7 +72,7 @@ func TestBase64(t *testing.T) {
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("Decode = %q, %v; want %q", got, err, tc.want)
 			}
-			enc, err := c.Encode(msg(tc.wire), got)
+			enc, err := c.Encode(context.Background(), msg(tc.wire), got)
 			if want := strings.TrimRight(tc.wire, "\r\n"); err != nil || string(enc) != want {
 				t.Fatalf("Encode = %q, %v; want %q", enc, err, want)
 			}

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/zlib"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,7 @@ type Codec struct {
 }
 
 // New builds a deflate codec from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	c := &Codec{}
 	var err error
 	if c.zlib, err = o.Bool("zlib", false); err != nil {
@@ -67,7 +68,7 @@ func New(o *plugins.Options) (any, error) {
 func (c *Codec) Name() string { return "deflate" }
 
 // Decode inflates m.Payload, up to the codec's limit.
-func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
+func (c *Codec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	// bytes.Reader is an io.ByteReader, so the decompressors read no further than the
 	// end of the stream and src.Len() tells what follows it.
 	src := bytes.NewReader(m.Payload)
@@ -92,7 +93,7 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 }
 
 // Encode compresses decoded into one complete stream.
-func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *Codec) Encode(_ context.Context, _ *plugins.Message, decoded []byte) ([]byte, error) {
 	newWriter := func(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, c.level) }
 	if c.zlib {
 		newWriter = func(w io.Writer) (io.WriteCloser, error) { return zlib.NewWriterLevel(w, c.level) }

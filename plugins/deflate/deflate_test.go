@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/zlib"
+	"context"
 	"encoding/hex"
 	"io"
 	"strings"
@@ -86,7 +87,7 @@ func TestDeflate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := c.Decode(msg(tc.wire))
+			got, err := c.Decode(context.Background(), msg(tc.wire))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Decode = %d bytes, %v; want an error containing %q", len(got), err, tc.wantErr)
@@ -114,7 +115,7 @@ func TestEncode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		enc, err := c.Encode(msg(nil), text)
+		enc, err := c.Encode(context.Background(), msg(nil), text)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +126,7 @@ func TestEncode(t *testing.T) {
 		if out, err := io.ReadAll(r); err != nil || !bytes.Equal(out, text) {
 			t.Fatalf("%v: standard reader: %v", tc.opts, err)
 		}
-		if got, err := c.Decode(msg(enc)); err != nil || !bytes.Equal(got, text) {
+		if got, err := c.Decode(context.Background(), msg(enc)); err != nil || !bytes.Equal(got, text) {
 			t.Fatalf("%v: Decode(Encode) = %d bytes, %v", tc.opts, len(got), err)
 		}
 		if stored := tc.opts["level"] == "0"; stored != (len(enc) > len(text)) {

@@ -7,8 +7,8 @@
 //	--hook 'drop:url=wss://*.ads.example/*'
 //	--hook 'drop:opcode=binary,dir=s2c'
 //
-// A drop hook without conditions drops every message. In sniff mode the chain is
-// read-only: drops are reported as errors, not performed.
+// A drop hook without conditions drops every message. In sniff mode nothing can
+// be dropped: the log says which messages would be (would_drop).
 package drop
 
 import (
@@ -33,7 +33,7 @@ type Hook struct {
 }
 
 // New builds a drop hook from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	r, err := filter.NewRule(o)
 	if err != nil {
 		return nil, err

@@ -22,6 +22,9 @@
 //	→ {"id":9,"type":"encode", ...,"decoded":"..."}   (payload: the original bytes at this layer)
 //	← {"id":9,"payload":"..."}
 //
+// An encode request with "new":true and no payload is for a message that has no
+// original (an injection written in plaintext): encode it afresh (a new nonce).
+//
 // An absent payload or decoded field means an empty one. Requests may be answered in
 // any order. A process that does not answer within the
 // timeout (5 s), dies, or writes a line that is not such an answer fails that call
@@ -76,6 +79,7 @@ type request struct {
 	Opcode  string `json:"opcode,omitempty"`
 	Payload []byte `json:"payload,omitempty"` // absent means empty
 	Decoded []byte `json:"decoded,omitempty"` // absent means empty
+	New     bool   `json:"new,omitempty"`     // encode: no original payload
 }
 
 // response is one line from the process.
@@ -123,7 +127,7 @@ type proc struct {
 
 // Start starts command, exchanges the hello and returns the process as a
 // plugins.Hook or a plugins.Codec, as it declared.
-func Start(command string, log *slog.Logger) (any, error) {
+func Start(command string, log *slog.Logger) (plugins.Element, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -387,8 +391,8 @@ type Codec struct{ *Process }
 func (c *Codec) Name() string { return c.name }
 
 // Decode asks the process to decode m.Payload.
-func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
-	resp, err := c.call(context.Background(), c.request("decode", m))
+func (c *Codec) Decode(ctx context.Context, m *plugins.Message) ([]byte, error) {
+	resp, err := c.call(ctx, c.request("decode", m))
 	if err != nil {
 		return nil, err
 	}
@@ -399,10 +403,10 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 }
 
 // Encode asks the process to encode decoded for the wire.
-func (c *Codec) Encode(m *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *Codec) Encode(ctx context.Context, m *plugins.Message, decoded []byte) ([]byte, error) {
 	r := c.request("encode", m)
-	r.Decoded = decoded
-	resp, err := c.call(context.Background(), r)
+	r.Decoded, r.New = decoded, m.Payload == nil
+	resp, err := c.call(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -74,15 +74,15 @@ func TestExecCodec(t *testing.T) {
 	c := start(t, "rev", nil).(*exechook.Codec)
 	defer c.Close()
 	m := msg(plugins.ClientToServer, "olleh")
-	d, err := c.Decode(m)
+	d, err := c.Decode(context.Background(), m)
 	if err != nil || string(d) != "hello" {
 		t.Fatalf("Decode = %q, %v", d, err)
 	}
-	e, err := c.Encode(m, []byte("howdy"))
+	e, err := c.Encode(context.Background(), m, []byte("howdy"))
 	if err != nil || string(e) != "ydwoh" {
 		t.Fatalf("Encode = %q, %v", e, err)
 	}
-	if _, err := c.Decode(msg(plugins.ClientToServer, "!x")); err == nil || !strings.Contains(err.Error(), "not reversed text") {
+	if _, err := c.Decode(context.Background(), msg(plugins.ClientToServer, "!x")); err == nil || !strings.Contains(err.Error(), "not reversed text") {
 		t.Fatalf("Decode of foreign input: %v", err)
 	}
 }

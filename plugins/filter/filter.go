@@ -25,7 +25,7 @@
 //     boundary.
 //
 // Dropping a message means it is not forwarded and later hooks do not see it. In
-// sniff mode the chain is read-only: drops are reported as errors, not performed.
+// sniff mode nothing can be dropped: the log says which messages would be (would_drop).
 package filter
 
 import (
@@ -139,7 +139,7 @@ type Hook struct {
 }
 
 // New builds a filter hook from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	r, err := NewRule(o)
 	if err != nil {
 		return nil, err

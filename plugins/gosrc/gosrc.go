@@ -38,7 +38,7 @@ var ErrNoConstructor = errors.New("gosrc: the file defines neither NewHook nor N
 
 // Load interprets the Go file at path and returns the plugins its constructors
 // build, in chain order: the codec (if any) first, then the hook.
-func Load(path string) (elems []any, err error) {
+func Load(path string) (elems []plugins.Element, err error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("gosrc: %w", err)
 	}

@@ -14,6 +14,7 @@ package gzip
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 
@@ -41,7 +42,7 @@ type Codec struct {
 }
 
 // New builds a gzip codec from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	c := &Codec{}
 	var err error
 	if c.max, c.level, err = zcodec.Options(o); err != nil {
@@ -54,7 +55,7 @@ func New(o *plugins.Options) (any, error) {
 func (c *Codec) Name() string { return "gzip" }
 
 // Decode inflates m.Payload, up to the codec's limit.
-func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
+func (c *Codec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	// The reader is multistream: it reads members up to the end of the payload, so
 	// trailing data is a header error.
 	zr, err := gzip.NewReader(bytes.NewReader(m.Payload))
@@ -69,7 +70,7 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 }
 
 // Encode compresses decoded into one gzip member.
-func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *Codec) Encode(_ context.Context, _ *plugins.Message, decoded []byte) ([]byte, error) {
 	out, err := zcodec.Compress(func(w io.Writer) (*gzip.Writer, error) { return gzip.NewWriterLevel(w, c.level) }, decoded)
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)

@@ -3,6 +3,7 @@ package gzip_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -69,7 +70,7 @@ func TestGzip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := c.Decode(msg(tc.wire))
+			got, err := c.Decode(context.Background(), msg(tc.wire))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Decode = %d bytes, %v; want an error containing %q", len(got), err, tc.wantErr)
@@ -92,7 +93,7 @@ func TestEncode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			enc, err := c.Encode(msg(nil), text)
+			enc, err := c.Encode(context.Background(), msg(nil), text)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +106,7 @@ func TestEncode(t *testing.T) {
 			if _, err := out.ReadFrom(r); err != nil || !bytes.Equal(out.Bytes(), text) {
 				t.Fatalf("gzip reader: %v", err)
 			}
-			if got, err := c.Decode(msg(enc)); err != nil || !bytes.Equal(got, text) {
+			if got, err := c.Decode(context.Background(), msg(enc)); err != nil || !bytes.Equal(got, text) {
 				t.Fatalf("Decode(Encode) = %d bytes, %v", len(got), err)
 			}
 			sizes[level] = len(enc)

@@ -11,6 +11,7 @@
 package hex
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 
@@ -29,13 +30,13 @@ func init() {
 type Codec struct{}
 
 // New builds a hex codec; it takes no options.
-func New(*plugins.Options) (any, error) { return &Codec{}, nil }
+func New(*plugins.Options) (plugins.Element, error) { return &Codec{}, nil }
 
 // Name returns "hex".
 func (*Codec) Name() string { return "hex" }
 
 // Decode decodes m.Payload; anything but an even number of hex digits is an error.
-func (*Codec) Decode(m *plugins.Message) ([]byte, error) {
+func (*Codec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	out := make([]byte, hex.DecodedLen(len(m.Payload)))
 	if _, err := hex.Decode(out, m.Payload); err != nil {
 		return nil, fmt.Errorf("hex: %w", err)
@@ -44,7 +45,7 @@ func (*Codec) Decode(m *plugins.Message) ([]byte, error) {
 }
 
 // Encode encodes decoded in the case of m.Payload, the message it replaces.
-func (*Codec) Encode(m *plugins.Message, decoded []byte) ([]byte, error) {
+func (*Codec) Encode(_ context.Context, m *plugins.Message, decoded []byte) ([]byte, error) {
 	out := hex.AppendEncode(nil, decoded)
 	if upper(m.Payload) {
 		for i, b := range out {

@@ -1,6 +1,7 @@
 package hex_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -40,7 +41,7 @@ func TestHex(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.wire, func(t *testing.T) {
-			got, err := c.Decode(msg(tc.wire))
+			got, err := c.Decode(context.Background(), msg(tc.wire))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Decode = %q, %v; want an error containing %q", got, err, tc.wantErr)
@@ -50,7 +51,7 @@ func TestHex(t *testing.T) {
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("Decode = %q, %v; want %q", got, err, tc.want)
 			}
-			enc, err := c.Encode(msg(tc.wire), []byte(tc.newPlain))
+			enc, err := c.Encode(context.Background(), msg(tc.wire), []byte(tc.newPlain))
 			if err != nil || string(enc) != tc.wantEnc {
 				t.Fatalf("Encode = %q, %v; want %q", enc, err, tc.wantEnc)
 			}

@@ -15,6 +15,7 @@ package json
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +40,7 @@ type Codec struct {
 }
 
 // New builds a json codec from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	switch s := o.String("style", "pretty"); s {
 	case "pretty":
 		return &Codec{pretty: true}, nil
@@ -54,7 +55,7 @@ func New(o *plugins.Options) (any, error) {
 func (c *Codec) Name() string { return "json" }
 
 // Decode reformats m.Payload; invalid JSON is an error.
-func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
+func (c *Codec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	if !json.Valid(m.Payload) {
 		return nil, errors.New("json: not a valid JSON value")
 	}
@@ -73,7 +74,7 @@ func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
 }
 
 // Encode compacts decoded; invalid JSON is an error.
-func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *Codec) Encode(_ context.Context, _ *plugins.Message, decoded []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(decoded))
 	if err := json.Compact(&buf, decoded); err != nil {

@@ -38,7 +38,7 @@ type Hook struct {
 }
 
 // New builds a log tap from its options; it logs to stderr.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	h := &Hook{label: o.String("label", "log"), log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	var err error
 	if h.dir, err = o.Direction("dir"); err != nil {

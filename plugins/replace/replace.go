@@ -44,7 +44,7 @@ type Hook struct {
 }
 
 // New builds a replace hook from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	h := &Hook{}
 	var err error
 	if h.dir, err = o.Direction("dir"); err != nil {

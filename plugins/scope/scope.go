@@ -35,7 +35,7 @@ type Scope struct {
 }
 
 // New builds a scope; with no options it matches every connection.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	s := &Scope{host: strings.ToLower(o.String("host", ""))}
 	if s.host != "" {
 		if _, err := path.Match(s.host, ""); err != nil {

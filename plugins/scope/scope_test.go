@@ -11,7 +11,7 @@ import (
 )
 
 func TestScopeInChain(t *testing.T) {
-	mk := func(opts map[string]string) any {
+	mk := func(opts map[string]string) plugins.Element {
 		s, err := scope.New(plugins.NewOptions("scope", opts))
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@
 package xor
 
 import (
+	"context"
 	"crypto/subtle"
 
 	"github.com/wstap/wstap/plugins"
@@ -33,7 +34,7 @@ type Codec struct {
 }
 
 // New builds an xor codec from its options.
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	key, ok, err := o.Bytes("key")
 	switch {
 	case err != nil:
@@ -50,10 +51,12 @@ func New(o *plugins.Options) (any, error) {
 func (c *Codec) Name() string { return "xor" }
 
 // Decode XORs m.Payload with the key.
-func (c *Codec) Decode(m *plugins.Message) ([]byte, error) { return c.xor(m.Payload), nil }
+func (c *Codec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
+	return c.xor(m.Payload), nil
+}
 
 // Encode XORs decoded with the key.
-func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *Codec) Encode(_ context.Context, _ *plugins.Message, decoded []byte) ([]byte, error) {
 	return c.xor(decoded), nil
 }
 

@@ -1,6 +1,7 @@
 package xor_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -45,14 +46,14 @@ func TestXOR(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := msg(tc.wire)
-			got, err := c.Decode(m)
+			got, err := c.Decode(context.Background(), m)
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("Decode = %q, %v; want %q", got, err, tc.want)
 			}
 			if string(m.Payload) != tc.wire {
 				t.Fatalf("Decode modified the payload in place: %q", m.Payload)
 			}
-			enc, err := c.Encode(m, got)
+			enc, err := c.Encode(context.Background(), m, got)
 			if err != nil || string(enc) != tc.wire {
 				t.Fatalf("Encode(Decode) = %q, %v; want %q", enc, err, tc.wire)
 			}

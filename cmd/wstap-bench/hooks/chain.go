@@ -56,7 +56,7 @@ func NewCodec() (plugins.Codec, error) {
 func (c *benchCodec) Name() string { return "benchcodec" }
 
 // Decode returns the plaintext; an error means the message goes on undecoded.
-func (c *benchCodec) Decode(m *plugins.Message) ([]byte, error) {
+func (c *benchCodec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	raw := make([]byte, c.enc.DecodedLen(len(m.Payload)))
 	n, err := c.enc.Decode(raw, m.Payload)
 	if err != nil {
@@ -75,7 +75,7 @@ func (c *benchCodec) Decode(m *plugins.Message) ([]byte, error) {
 }
 
 // Encode encrypts a changed plaintext again, with a fresh nonce.
-func (c *benchCodec) Encode(m *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *benchCodec) Encode(_ context.Context, m *plugins.Message, decoded []byte) ([]byte, error) {
 	ns := c.aead.NonceSize()
 	raw := make([]byte, ns, ns+len(decoded)+c.aead.Overhead())
 	if _, err := rand.Read(raw); err != nil {

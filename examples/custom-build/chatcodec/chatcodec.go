@@ -21,6 +21,8 @@
 package chatcodec
 
 import (
+	"context"
+
 	"github.com/wstap/wstap/examples/encrypted-chat/chatcrypto"
 	"github.com/wstap/wstap/plugins"
 )
@@ -42,7 +44,7 @@ type Codec struct {
 }
 
 // New builds the codec from its options (key).
-func New(o *plugins.Options) (any, error) {
+func New(o *plugins.Options) (plugins.Element, error) {
 	box, err := chatcrypto.NewHex(o.String("key", chatcrypto.DemoKey))
 	if err != nil {
 		return nil, o.Errorf("key", "%v", err)
@@ -55,12 +57,12 @@ func (c *Codec) Name() string { return "chat" }
 
 // Decode returns the JSON inside a chat message; an error means the payload is not
 // one (not base64, or not encrypted with the key), and it goes on undecoded.
-func (c *Codec) Decode(m *plugins.Message) ([]byte, error) {
+func (c *Codec) Decode(_ context.Context, m *plugins.Message) ([]byte, error) {
 	return c.box.Open(m.Payload)
 }
 
 // Encode encrypts changed JSON again, with a fresh random nonce.
-func (c *Codec) Encode(_ *plugins.Message, decoded []byte) ([]byte, error) {
+func (c *Codec) Encode(_ context.Context, _ *plugins.Message, decoded []byte) ([]byte, error) {
 	return c.box.Seal(decoded), nil
 }
 

@@ -1,0 +1,180 @@
+package cmd_test
+
+import (
+	"bufio"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wstap/wstap/internal/eventlog"
+)
+
+// gateReplace is the tutorial's rule behind a base64 codec (docs/plugins.md, "The
+// codec ordering rule").
+const gateReplace = "replace:match=mallory,with=trent"
+
+// TestCodecGateAndRecord is the tutorial's example of the codec gate, through the
+// real command line and a real server: a message the codec decodes is rewritten and
+// logged with both sides; one it cannot decode reaches the server as sent, unseen
+// by the rule; a dropped message is logged as received.
+func TestCodecGateAndRecord(t *testing.T) {
+	noLeaks(t)
+	tmp := t.TempDir()
+	t.Setenv(caEnv, filepath.Join(tmp, "ca"))
+	srv := newEchoServer(t, false, false, "")
+	logPath := filepath.Join(tmp, "events.jsonl")
+	r := startRun(t, "--listen", "127.0.0.1:0", "--quiet", "--log", logPath,
+		"--hook", "base64", "--hook", gateReplace, "--hook", "drop:dir=c2s,match=^secret")
+	u := srv.wsURL("/gate")
+	c, _ := dialVia(t, r.addr, u, websocket.Dialer{})
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+	send(t, c, websocket.TextMessage, []byte(b64("msg 0 from mallory")), []byte(b64("msg 0 from trent")))
+	send(t, c, websocket.TextMessage, []byte("not base64 at all: mallory!"), []byte("not base64 at all: mallory!"))
+	c.WriteMessage(websocket.TextMessage, []byte(b64("secret plans"))) // dropped: no echo
+	send(t, c, websocket.TextMessage, []byte(b64("last")), []byte(b64("last")))
+	closeWith(t, c, websocket.CloseNormalClosure, "")
+	srv.waitReceived(t, "text:"+b64("msg 0 from trent"), "text:not base64 at all: mallory!", "text:"+b64("last"), "close:1000 ")
+	waitEvents(t, logPath, "close event", func(evs []event) bool {
+		return slices.ContainsFunc(evs, func(e event) bool { return e.str("event") == "close" })
+	})
+	if code := r.stop(t); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, r.stderr)
+	}
+
+	var c2s []*eventlog.Event
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = eventlog.Read(f, func(e *eventlog.Event) error {
+		if e.Event == "message" && e.Dir == "c2s" && e.Opcode == "text" {
+			c2s = append(c2s, e)
+		}
+		return nil
+	})
+	if err != nil || len(c2s) != 4 {
+		t.Fatalf("%d c2s text messages, %v", len(c2s), err)
+	}
+	if m := c2s[0]; string(m.Payload) != b64("msg 0 from trent") || string(m.Decoded) != "msg 0 from trent" ||
+		string(m.Original) != b64("msg 0 from mallory") || string(m.OriginalDecoded) != "msg 0 from mallory" ||
+		m.OriginalLen != int64(len(b64("msg 0 from mallory"))) || !m.Modified || m.DecodeError != "" {
+		t.Errorf("rewritten message: %+v", m)
+	}
+	if m := c2s[1]; string(m.Payload) != "not base64 at all: mallory!" || m.Decoded != nil || m.Original != nil ||
+		m.Modified || m.DecodeError != "base64" {
+		t.Errorf("message the codec declined: %+v", m)
+	}
+	if m := c2s[2]; string(m.Payload) != b64("secret plans") || string(m.Decoded) != "secret plans" || !m.Dropped ||
+		m.Original != nil || m.OriginalDecoded != nil {
+		t.Errorf("dropped message: %+v", m)
+	}
+	if m := c2s[3]; m.Modified || m.Dropped || m.Original != nil || string(m.Decoded) != "last" || m.Seq != 3 {
+		t.Errorf("unchanged message: %+v", m)
+	}
+	if n := strings.Count(r.stderr.String(), "cannot decode"); n != 1 {
+		t.Errorf("%d 'cannot decode' warnings, want 1:\n%s", n, r.stderr)
+	}
+}
+
+// TestHandshakeFromLog rebuilds a connection's upgrade request from the event log
+// alone and sends it to the server again, as a repeater would: the server sees the
+// same request (cookies, authorization, origin, subprotocol, extension offer, path
+// and query) and accepts it.
+func TestHandshakeFromLog(t *testing.T) {
+	noLeaks(t)
+	tmp := t.TempDir()
+	t.Setenv(caEnv, filepath.Join(tmp, "ca"))
+	seen := make(chan *http.Request, 4)
+	up := websocket.Upgrader{Subprotocols: []string{"chat.v2"}, EnableCompression: true, CheckOrigin: func(*http.Request) bool { return true }}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c.Close()
+	}))
+	defer srv.Close()
+	logPath := filepath.Join(tmp, "events.jsonl")
+	r := startRun(t, "--listen", "127.0.0.1:0", "--quiet", "--log", logPath)
+	target := "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket?room=7&t=a%2Fb"
+	hdr := http.Header{"Cookie": {"sid=abc; theme=dark"}, "Authorization": {"Bearer t0ken"}, "Origin": {"https://app.example"},
+		"Sec-Websocket-Protocol": {"chat.v2, chat.v1"}, "X-Custom": {"one", "two"}}
+	d := websocket.Dialer{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: r.addr}), EnableCompression: true}
+	c, resp, err := d.Dial(target, hdr)
+	if err != nil {
+		if resp != nil {
+			t.Fatalf("%v: %s", err, resp.Status)
+		}
+		t.Fatal(err)
+	}
+	c.Close()
+	first := <-seen
+	waitEvents(t, logPath, "open event", func(evs []event) bool {
+		return slices.ContainsFunc(evs, func(e event) bool { return e.str("event") == "open" })
+	})
+	r.stop(t)
+
+	// From here on, only the log file.
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var open *eventlog.Event
+	eventlog.Read(f, func(e *eventlog.Event) error {
+		if e.Event == "open" {
+			open = e
+		}
+		return nil
+	})
+	if open == nil || open.Response == nil || open.Response.Status != 101 || open.Response.Headers.Get("Sec-Websocket-Protocol") != "chat.v2" {
+		t.Fatalf("open event %+v", open)
+	}
+	req, err := open.HTTPRequest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString([]byte("a fresh key 16 b")))
+	conn, err := net.Dial("tcp", req.URL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req.URL.Scheme = "http" // Write speaks HTTP; the target and Host are what matter
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-Websocket-Protocol") != "chat.v2" {
+		t.Fatalf("the rebuilt upgrade got %v, %v", resp, err)
+	}
+	again := <-seen
+	if again.RequestURI != first.RequestURI || again.Host != first.Host || again.Method != first.Method {
+		t.Errorf("request line: %s %s (Host %s), first %s %s (Host %s)", again.Method, again.RequestURI, again.Host, first.Method, first.RequestURI, first.Host)
+	}
+	for name, vals := range first.Header {
+		if name == "Sec-Websocket-Key" {
+			continue
+		}
+		if !slices.Equal(again.Header[name], vals) {
+			t.Errorf("header %s: %q, the first upgrade had %q", name, again.Header[name], vals)
+		}
+	}
+	if len(again.Header) != len(first.Header) {
+		t.Errorf("headers %v, the first upgrade had %v", again.Header, first.Header)
+	}
+}

@@ -1,0 +1,200 @@
+package plugins
+
+import (
+	"bytes"
+	"context"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wstap/wstap/wsframe"
+)
+
+// DefaultMaxHookMessage is the default of [Pipeline.MaxHookMessage].
+const DefaultMaxHookMessage = 16 << 20
+
+// PreviewBytes is how much of a message that bypasses the hooks is recorded.
+const PreviewBytes = 4 << 10
+
+// Pipeline is the step after the frame parser that every front end shares (the
+// proxy, the sniffer, the client): it applies the hook size limit, runs the chain,
+// builds the [Record] and notifies the observers. Front ends own sockets and bytes;
+// the Pipeline owns what happens to a message and what is said about it.
+//
+// A Pipeline is safe for concurrent use; each direction of each connection gets its
+// own [Stream].
+type Pipeline struct {
+	// Chain runs on every data message that fits MaxHookMessage; nil passes all.
+	Chain *Chain
+	// Observer sees every event; nil means none.
+	Observer Observer
+	// MaxHookMessage is the largest payload passed to the chain; larger messages
+	// are recorded with Hooked false and a preview of PreviewBytes. 0 means
+	// DefaultMaxHookMessage.
+	MaxHookMessage int64
+}
+
+func (p *Pipeline) observer() Observer {
+	if p.Observer == nil {
+		return Observers(nil)
+	}
+	return p.Observer
+}
+
+func (p *Pipeline) maxHook() int64 {
+	if p.MaxHookMessage <= 0 {
+		return DefaultMaxHookMessage
+	}
+	return p.MaxHookMessage
+}
+
+// Open announces a new connection to the observers, then to the chain's OpenHooks.
+func (p *Pipeline) Open(ctx context.Context, c *Conn, t time.Time) {
+	p.observer().Opened(c, t)
+	p.Chain.Opened(ctx, c)
+}
+
+// Close reports the end of a connection to the chain's CloseHooks, then to the
+// observers.
+func (p *Pipeline) Close(ctx context.Context, c *Conn, ev CloseEvent) {
+	p.Chain.Closed(ctx, c, ev.Code, ev.Reason)
+	p.observer().Closed(c, ev)
+}
+
+// Stream returns the pipeline of direction dir of connection c.
+func (p *Pipeline) Stream(c *Conn, dir Direction) *Stream {
+	return &Stream{p: p, conn: c, dir: dir, obs: p.observer(), maxHook: p.maxHook()}
+}
+
+// Stream runs the messages of one direction of one connection through a
+// [Pipeline]. Message, Control, Streamed and Undecodable reuse one Record and must
+// be called by one goroutine at a time (the one that reads the direction);
+// NextSeq, Injected and Emit may be called from any goroutine.
+type Stream struct {
+	p       *Pipeline
+	conn    *Conn
+	dir     Direction
+	obs     Observer
+	maxHook int64
+	seq     atomic.Uint64
+
+	rec Record
+	msg Message
+}
+
+// NextSeq returns the next sequence number of the direction, from 0.
+func (s *Stream) NextSeq() uint64 { return s.seq.Add(1) - 1 }
+
+// Emit hands a record to the observers. Call it outside any lock the observers
+// might need (they may inject or close).
+func (s *Stream) Emit(r *Record) { s.obs.Message(r) }
+
+// Message runs an assembled data message through the chain, when it fits under the
+// hook limit, and returns its record, in which the caller finds the verdict to
+// apply: Dropped, or Modified with the new wire Payload (otherwise the message goes
+// on unchanged); and the messages the hooks asked to inject. In sniff mode the
+// verdict is recorded as a dry run (Would…) and nothing is to be applied.
+//
+// The error is non-nil only under [FailClose], when a plugin failed: the caller
+// closes the connection. The record is valid until the next call; Emit it first.
+func (s *Stream) Message(ctx context.Context, m *wsframe.Message, t time.Time) (*Record, []Injection, error) {
+	rec := &s.rec
+	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: m.Opcode, Time: t,
+		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: len(m.Frames), Compressed: m.Compressed,
+		Hooked: int64(len(m.Payload)) <= s.maxHook}
+	if !rec.Hooked {
+		rec.Payload, rec.Truncated = textPrefix(m.Opcode, m.Payload[:PreviewBytes]), true
+		return rec, nil, nil
+	}
+	if s.p.Chain.Len() == 0 {
+		return rec, nil, nil
+	}
+	s.msg = Message{Conn: s.conn, Dir: s.dir, Opcode: m.Opcode, Payload: m.Payload, Time: t, Seq: rec.Seq}
+	res, err := s.p.Chain.Run(ctx, &s.msg)
+	if err != nil {
+		return rec, nil, err
+	}
+	rec.DecodeError = res.DecodeError
+	if s.conn.Mode == Sniff {
+		// Nothing can change a capture: record what the rules would have done.
+		rec.Decoded = res.OriginalDecoded
+		switch res.Action {
+		case Modify:
+			rec.WouldModify, rec.WouldPayload = true, res.Payload
+			if !bytes.Equal(res.Decoded, res.OriginalDecoded) {
+				rec.WouldDecoded = res.Decoded
+			}
+		case Drop:
+			rec.WouldDrop = true
+		}
+		rec.WouldInject = len(res.Inject)
+		return rec, nil, nil
+	}
+	rec.Decoded = res.Decoded
+	switch res.Action {
+	case Modify:
+		rec.Modified = true
+		rec.Original, rec.OriginalLen = rec.Payload, rec.Len
+		rec.Payload, rec.Len = res.Payload, int64(len(res.Payload))
+	case Drop:
+		rec.Dropped = true
+	}
+	if res.Action != Pass && !bytes.Equal(res.Decoded, res.OriginalDecoded) {
+		rec.OriginalDecoded = res.OriginalDecoded
+	}
+	return rec, res.Inject, nil
+}
+
+// Control records a control frame (ping, pong, close), which bypasses the hooks.
+// For a close frame it also returns the close it announces (ok true). The record is
+// valid until the next call.
+func (s *Stream) Control(m *wsframe.Message, t time.Time) (rec *Record, ev CloseEvent, ok bool) {
+	rec = &s.rec
+	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: m.Opcode, Time: t,
+		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: 1}
+	if m.Opcode == wsframe.OpClose {
+		code, reason, _ := wsframe.ParseClose(m.Payload)
+		ev, ok = CloseEvent{Time: t, Code: code, Reason: reason, By: s.dir.Sender().String()}, true
+	}
+	return rec, ev, ok
+}
+
+// Streamed records a message that went through without the hooks because it was
+// too large to hold: preview is its beginning (at most PreviewBytes are kept), n its
+// full length. The record is valid until the next call.
+func (s *Stream) Streamed(op wsframe.Opcode, preview []byte, n int64, frames int, compressed bool, t time.Time) *Record {
+	rec := &s.rec
+	preview = preview[:min(len(preview), PreviewBytes)]
+	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: op, Time: t,
+		Payload: textPrefix(op, preview), Len: n, Truncated: n > int64(len(preview)), Frames: frames, Compressed: compressed}
+	return rec
+}
+
+// Undecodable reports a message that was seen but cannot be shown, with the reason
+// (see [Observer]): m's payload is not recorded, and its length is the wire length.
+func (s *Stream) Undecodable(m *wsframe.Message, t time.Time, reason string) {
+	rec := &s.rec
+	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: m.Opcode, Time: t,
+		Len: int64(len(m.Wire)), Frames: len(m.Frames), Compressed: m.Compressed}
+	s.obs.Undecodable(rec, reason)
+}
+
+// Injected returns a new record for an injected message: wire is what was sent,
+// plaintext what the codecs encoded into it (nil when the payload was sent as
+// given). Unlike the other records it is not reused.
+func (s *Stream) Injected(op wsframe.Opcode, wire, plaintext []byte, seq uint64, t time.Time) *Record {
+	return &Record{Conn: s.conn, Dir: s.dir, Seq: seq, Opcode: op, Time: t,
+		Payload: wire, Len: int64(len(wire)), Decoded: plaintext, Frames: 1, Injected: true}
+}
+
+// textPrefix cuts a text payload back to a whole UTF-8 sequence, so that a preview
+// ending in the middle of a character is still logged as text.
+func textPrefix(op wsframe.Opcode, p []byte) []byte {
+	if op != wsframe.OpText {
+		return p
+	}
+	for i := 0; i < utf8.UTFMax && len(p) > 0 && !utf8.Valid(p); i++ {
+		p = p[:len(p)-1]
+	}
+	return p
+}
