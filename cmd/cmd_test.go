@@ -33,6 +33,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wstap/wstap/cmd"
+	"github.com/wstap/wstap/internal/wstest"
 )
 
 const caEnv = "WSTAP_CA_DIR"
@@ -229,10 +230,7 @@ func (e *echoServer) received() []string {
 // waitReceived waits until the server has received want (in this order, nothing else).
 func (e *echoServer) waitReceived(t *testing.T, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !slices.Equal(e.received(), want) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wstest.Poll(5*time.Second, func() bool { return slices.Equal(e.received(), want) })
 	if got := e.received(); !slices.Equal(got, want) {
 		t.Errorf("the server received\n  %q\nwant\n  %q", got, want)
 	}
@@ -378,17 +376,13 @@ func readEvents(t *testing.T, path string) []event {
 // 100 ms of each event).
 func waitEvents(t *testing.T, path string, what string, cond func([]event) bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		data, _ := os.ReadFile(path)
+	var data []byte
+	if !wstest.Poll(5*time.Second, func() bool {
+		data, _ = os.ReadFile(path)
 		evs, _ := parseEvents(data, false)
-		if cond(evs) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("event log %s: no %s within 5 s; it holds:\n%s", path, what, data)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return cond(evs)
+	}) {
+		t.Fatalf("event log %s: no %s within 5 s; it holds:\n%s", path, what, data)
 	}
 }
 

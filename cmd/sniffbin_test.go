@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+	"github.com/wstap/wstap/internal/wstest"
 )
 
 // TestSniffLiveInterrupt runs `wstap sniff -i lo` as a user does: it waits for
@@ -44,10 +44,7 @@ func TestSniffLiveInterrupt(t *testing.T) {
 	p := startProc(t, wstapBinary(t), "", childEnv(), "sniff", "-i", "lo", "--filter", "tcp port "+port, "--log", "-")
 	started := p.wait(t, p.stderr, regexp.MustCompile(`wstap sniff: (capturing on lo \(tcp port \d+\); Ctrl-C stops|.*CAP_NET_RAW.*)\n`))
 	if strings.Contains(started, "CAP_NET_RAW") {
-		if os.Getenv("CI") != "" {
-			t.Fatal(started) // CI runs as root: live capture must work there
-		}
-		t.Skip(started)
+		wstest.Unavailable(t, "%s", started) // CI runs as root: live capture must work there
 	}
 
 	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/live", nil)
@@ -95,15 +92,9 @@ func TestSniffLiveInterrupt(t *testing.T) {
 // says how to grant it.
 func TestSniffLiveUnprivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI runs as root: this test switches to an unprivileged user")
-		}
-		t.Skip("needs root to switch to an unprivileged user")
+		wstest.Unavailable(t, "needs root to switch to an unprivileged user")
 	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Fatal("setpriv (util-linux) not found")
-	}
+	setpriv := wstest.Command(t, "setpriv", "util-linux")
 	// The binary lives in a private temporary directory: copy it where nobody
 	// may run it.
 	dir, err := os.MkdirTemp("/tmp", "wstap-nobody-")

@@ -39,6 +39,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
+	"github.com/wstap/wstap/internal/wstest"
 	"go.uber.org/goleak"
 )
 
@@ -61,10 +62,7 @@ func brRequireTools(t *testing.T) {
 			continue
 		}
 		msg := fmt.Sprintf("%s is missing: apt-get install %s (make test installs it)", tool.path, tool.pkg)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		wstest.Unavailable(t, "%s", msg)
 	}
 }
 
@@ -78,9 +76,9 @@ func brNoLeaks(t *testing.T) {
 
 // brBrowser is a running headless Chromium.
 type brBrowser struct {
-	Ctx     context.Context // the tab's chromedp context, bounded by brTimeout
-	output  *syncBuffer     // Chromium's stdout and stderr
-	console *syncBuffer     // the page's console messages and uncaught exceptions
+	Ctx     context.Context    // the tab's chromedp context, bounded by brTimeout
+	output  *wstest.SyncBuffer // Chromium's stdout and stderr
+	console *wstest.SyncBuffer // the page's console messages and uncaught exceptions
 }
 
 // brStartChromium starts a headless Chromium that sends loopback traffic (and only
@@ -117,7 +115,7 @@ func brStartChromium(t *testing.T, tp *testProxy) *brBrowser {
 
 	profile := filepath.Join(home, "profile")
 	marker := "WSTAP_BROWSER_TEST=" + home // finds this browser's processes: see brProcs
-	b := &brBrowser{output: &syncBuffer{}, console: &syncBuffer{}}
+	b := &brBrowser{output: &wstest.SyncBuffer{}, console: &wstest.SyncBuffer{}}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(brChromium),
 		chromedp.Headless,

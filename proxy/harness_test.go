@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/wstap/wstap/certs"
 	"github.com/wstap/wstap/internal/eventlog"
+	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/proxy"
 )
@@ -32,32 +32,14 @@ type testProxy struct {
 	URL    *url.URL // http://Addr, for http.ProxyURL
 	CA     *certs.CA
 	Pool   *x509.CertPool // trusts CA
-	events *syncBuffer
+	events *wstest.SyncBuffer
 	jsonl  *eventlog.JSONL
-	Logs   *syncBuffer
+	Logs   *wstest.SyncBuffer
 	stop   func()
 }
 
 // noEventLog, as the sink of startProxyWithEventSink, turns the event log off.
-var noEventLog io.Writer = new(syncBuffer)
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+var noEventLog io.Writer = new(wstest.SyncBuffer)
 
 // startProxy runs a proxy with cfg (CA, Observer and Logger are filled in) until the
 // test ends. chain elements are Hooks or Codecs.
@@ -77,7 +59,7 @@ func startProxyWithEventSink(t testing.TB, cfg proxy.Config, sink io.Writer, cha
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := &testProxy{CA: ca, Pool: x509.NewCertPool(), events: &syncBuffer{}, Logs: &syncBuffer{}}
+	tp := &testProxy{CA: ca, Pool: x509.NewCertPool(), events: &wstest.SyncBuffer{}, Logs: &wstest.SyncBuffer{}}
 	tp.Pool.AddCert(ca.Cert)
 	if sink == nil {
 		sink = tp.events
@@ -167,15 +149,9 @@ func (tp *testProxy) Events(t testing.TB, kind string) []map[string]any {
 // the test after timeout.
 func (tp *testProxy) WaitEvents(t testing.TB, kind string, timeout time.Duration, pred func([]map[string]any) bool) []map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		evs := tp.Events(t, kind)
-		if pred(evs) {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %q events; have %d:\n%s", kind, len(evs), tp.events.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var evs []map[string]any
+	if !wstest.Poll(timeout, func() bool { evs = tp.Events(t, kind); return pred(evs) }) {
+		t.Fatalf("timed out waiting for %q events; have %d:\n%s", kind, len(evs), tp.events.String())
 	}
+	return evs
 }

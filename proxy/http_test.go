@@ -40,6 +40,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/proxy"
 )
@@ -598,12 +599,7 @@ func htCurl(t *testing.T, args ...string) string {
 }
 
 func TestHTTPCurl(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("curl is required in CI: %v", err)
-		}
-		t.Skipf("curl not installed: %v", err)
-	}
+	wstest.Command(t, "curl", "curl")
 	tp := startProxy(t, proxy.Config{UpstreamInsecure: true}, plugins.FailOpen)
 	_, proxyPort, _ := net.SplitHostPort(tp.Addr)
 	dir := t.TempDir()
@@ -1069,10 +1065,7 @@ func TestHTTPShutdownClosesEverything(t *testing.T) {
 
 	// The proxy's own connections upstream (idle keep-alive ones and the
 	// WebSocket's) are closed too.
-	deadline := time.Now().Add(5 * time.Second)
-	for secureApp.open.Load()+plainApp.open.Load()+wsSrv.active.Load() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	wstest.Poll(5*time.Second, func() bool { return secureApp.open.Load()+plainApp.open.Load()+wsSrv.active.Load() == 0 })
 	if n, m, w := secureApp.open.Load(), plainApp.open.Load(), wsSrv.active.Load(); n+m+w != 0 {
 		t.Errorf("5s after the proxy stopped, upstream connections still open: https %d, http %d, WebSocket %d", n, m, w)
 	}

@@ -1,11 +1,13 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -279,4 +281,62 @@ func TestSlowObserverBehindAsync(t *testing.T) {
 	c.Close()
 	tp.stop()
 	async.Close()
+}
+
+// sleepyObserver takes 10 ms over every event: a UI or a network feed on a bad day.
+type sleepyObserver struct{ plugins.NopObserver }
+
+func (sleepyObserver) Message(*plugins.Record) { time.Sleep(10 * time.Millisecond) }
+
+// BenchmarkObserverCost relays 64 B messages client → server → client through the
+// proxy, with the in-memory event log only ("log") and with, beside it, an observer
+// that takes 10 ms per event behind plugins.NewAsync ("slow-async"). The relay must
+// not wait for the slow one: compare the two with benchstat
+// (go test -run '^$' -bench ObserverCost -count 10 ./proxy).
+func BenchmarkObserverCost(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		obs  func() (plugins.Observer, func())
+	}{
+		{"log", func() (plugins.Observer, func()) { return nil, func() {} }},
+		{"slow-async", func() (plugins.Observer, func()) {
+			a := plugins.NewAsync(sleepyObserver{}, 64, 1<<20)
+			return a, a.Close
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			obs, done := tc.obs()
+			defer done()
+			tp := startProxyWithEventSink(b, proxy.Config{Observer: obs}, io.Discard, plugins.FailOpen)
+			echo := wsrStartEcho(b, false)
+			c, _, err := tp.Dialer().Dial(echo.URL, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			msg := bytes.Repeat([]byte("x"), 64)
+			b.SetBytes(64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			errc := make(chan error, 1)
+			go func() {
+				for range b.N {
+					if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+			for range b.N {
+				if _, _, err := c.ReadMessage(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer() // draining the slow observer's queue is not the relay's time
+		})
+	}
 }

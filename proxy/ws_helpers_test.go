@@ -12,8 +12,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	crand "crypto/rand"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -34,6 +32,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/wsframe"
 )
 
@@ -42,22 +41,6 @@ const wsrConnTimeout = 60 * time.Second
 
 // wsrWait bounds each wait for something a peer should do promptly.
 const wsrWait = 10 * time.Second
-
-// wsrGUID is the fixed string of RFC 6455 §1.3 that the accept key hashes with.
-const wsrGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-// wsrAccept computes Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2).
-func wsrAccept(key string) string {
-	sum := sha1.Sum([]byte(key + wsrGUID))
-	return base64.StdEncoding.EncodeToString(sum[:])
-}
-
-// wsrNewKey returns a random Sec-WebSocket-Key.
-func wsrNewKey() string {
-	var b [16]byte
-	crand.Read(b[:])
-	return base64.StdEncoding.EncodeToString(b[:])
-}
 
 // wsrRecorder collects bytes; safe for concurrent use. A nil *wsrRecorder records
 // nothing.
@@ -418,22 +401,17 @@ func (s *wsrServer) Close() {
 }
 
 func (s *wsrServer) handshake(c net.Conn) {
-	br := bufio.NewReader(c)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		c.Close()
-		return
-	}
-	var b strings.Builder
-	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
-	b.WriteString("Sec-WebSocket-Accept: " + wsrAccept(req.Header.Get("Sec-WebSocket-Key")) + "\r\n")
-	if s.respond != nil {
-		for _, l := range s.respond(req) {
-			b.WriteString(l + "\r\n")
+	br, req, err := wstest.ServerHandshake(c, func(req *http.Request) wstest.Header {
+		var h wstest.Header
+		if s.respond != nil {
+			for _, l := range s.respond(req) {
+				name, value, _ := strings.Cut(l, ": ")
+				h = append(h, [2]string{name, value})
+			}
 		}
-	}
-	b.WriteString("\r\n")
-	if _, err := io.WriteString(c, b.String()); err != nil {
+		return h
+	})
+	if err != nil {
 		c.Close()
 		return
 	}
@@ -454,59 +432,11 @@ func (s *wsrServer) Accept(t testing.TB) *wsrConn {
 	return nil
 }
 
-// wsrConnectTunnel opens a CONNECT tunnel through the proxy at proxyAddr to target
-// and returns the connection after the proxy's 200.
-func wsrConnectTunnel(ctx context.Context, proxyAddr, target string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", proxyAddr)
-	if err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(wsrWait))
-	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		c.Close()
-		return nil, err
-	}
-	// Read the answer a byte at a time: nothing after its head may be consumed.
-	var head []byte
-	var one [1]byte
-	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
-		if _, err := c.Read(one[:]); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("CONNECT answer: %w (have %q)", err, head)
-		}
-		head = append(head, one[0])
-		if len(head) > 8<<10 {
-			c.Close()
-			return nil, fmt.Errorf("CONNECT answer too long: %q", head)
-		}
-	}
-	if f := strings.Fields(string(head)); len(f) < 2 || f[1] != "200" {
-		c.Close()
-		return nil, fmt.Errorf("CONNECT answer: %q", head)
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
-}
-
 // wsrDialContext returns a DialContext for http.Transport that reaches every address
 // through a CONNECT tunnel of the proxy, as browsers do for ws:// and wss://.
 func wsrDialContext(proxyAddr string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return wsrConnectTunnel(ctx, proxyAddr, addr)
-	}
-}
-
-// wsrHeaders are header lines in order, duplicates allowed.
-type wsrHeaders [][2]string
-
-// wsrUpgradeHeaders returns the headers every upgrade needs, with key.
-func wsrUpgradeHeaders(key string) wsrHeaders {
-	return wsrHeaders{
-		{"Upgrade", "websocket"},
-		{"Connection", "Upgrade"},
-		{"Sec-WebSocket-Key", key},
-		{"Sec-WebSocket-Version", "13"},
+		return wstest.ConnectTunnel(ctx, proxyAddr, addr)
 	}
 }
 
@@ -514,30 +444,12 @@ func wsrUpgradeHeaders(key string) wsrHeaders {
 // exactly the given header lines after Host, and early (frames) in the same write,
 // reads the answer, and returns the endpoint; it fails the test unless the answer is
 // a valid 101 for key.
-func wsrUpgrade(t testing.TB, c net.Conn, target, host, key string, hdr wsrHeaders, early []byte, record bool) *wsrConn {
+func wsrUpgrade(t testing.TB, c net.Conn, target, host, key string, hdr wstest.Header, early []byte, record bool) *wsrConn {
 	t.Helper()
 	c.SetDeadline(time.Now().Add(wsrConnTimeout))
-	var b strings.Builder
-	b.WriteString("GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n")
-	for _, h := range hdr {
-		b.WriteString(h[0] + ": " + h[1] + "\r\n")
-	}
-	b.WriteString("\r\n")
-	b.Write(early)
-	if _, err := io.WriteString(c, b.String()); err != nil {
-		t.Fatalf("write upgrade request: %v", err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
+	br, resp, err := wstest.ClientHandshake(c, target, host, key, hdr, early)
 	if err != nil {
-		t.Fatalf("read upgrade answer: %v", err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		t.Fatalf("upgrade answer %s, want 101: %s", resp.Status, body)
-	}
-	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), wsrAccept(key); got != want {
-		t.Fatalf("Sec-WebSocket-Accept %q, want %q", got, want)
+		t.Fatal(err)
 	}
 	wc := newWsrConn(c, br, wsframe.Client, record)
 	wc.Resp = resp
@@ -553,16 +465,16 @@ const (
 // wsrRawClient connects a raw client to ws://serverAddr+path through the proxy, either
 // inside a CONNECT tunnel (origin-form request) or with an absolute-form request sent
 // straight to the proxy, with hdr after the standard upgrade headers.
-func wsrRawClient(t testing.TB, tp *testProxy, via, serverAddr, path string, hdr wsrHeaders, record bool) *wsrConn {
+func wsrRawClient(t testing.TB, tp *testProxy, via, serverAddr, path string, hdr wstest.Header, record bool) *wsrConn {
 	t.Helper()
 	return wsrRawClientEarly(t, tp, via, serverAddr, path, hdr, nil, record)
 }
 
 // wsrRawClientEarly is wsrRawClient that sends early (frames) in the same write as
 // the upgrade request, as a client may.
-func wsrRawClientEarly(t testing.TB, tp *testProxy, via, serverAddr, path string, hdr wsrHeaders, early []byte, record bool) *wsrConn {
+func wsrRawClientEarly(t testing.TB, tp *testProxy, via, serverAddr, path string, hdr wstest.Header, early []byte, record bool) *wsrConn {
 	t.Helper()
-	key := wsrNewKey()
+	key := wstest.NewKey()
 	ctx, cancel := context.WithTimeout(context.Background(), wsrWait)
 	defer cancel()
 	var c net.Conn
@@ -570,7 +482,7 @@ func wsrRawClientEarly(t testing.TB, tp *testProxy, via, serverAddr, path string
 	target := path
 	switch via {
 	case wsrViaConnect:
-		c, err = wsrConnectTunnel(ctx, tp.Addr, serverAddr)
+		c, err = wstest.ConnectTunnel(ctx, tp.Addr, serverAddr)
 	case wsrViaAbsolute:
 		c, err = (&net.Dialer{}).DialContext(ctx, "tcp", tp.Addr)
 		target = "ws://" + serverAddr + path
@@ -581,7 +493,7 @@ func wsrRawClientEarly(t testing.TB, tp *testProxy, via, serverAddr, path string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return wsrUpgrade(t, c, target, serverAddr, key, append(wsrUpgradeHeaders(key), hdr...), early, record)
+	return wsrUpgrade(t, c, target, serverAddr, key, append(wstest.UpgradeHeader(key), hdr...), early, record)
 }
 
 // wsrRecordingDialer returns tp's gorilla dialer whose connections record their bytes;
@@ -820,21 +732,17 @@ func wsrCheckEvents(t testing.TB, evs []map[string]any, conn, dir string, want [
 func wsrWaitClose(t testing.TB, tp *testProxy, conn string, code wsframe.CloseCode, reason, by string) map[string]any {
 	t.Helper()
 	var mine []map[string]any
-	deadline := time.Now().Add(wsrWait)
-	for {
+	closed := func() bool {
 		mine = mine[:0]
 		for _, ev := range wsrEventsOf(t, tp, "close") {
 			if ev["conn"] == conn {
 				mine = append(mine, ev)
 			}
 		}
-		if len(mine) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no close event within %v", conn, wsrWait)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(mine) > 0
+	}
+	if !wstest.Poll(wsrWait, closed) {
+		t.Fatalf("%s: no close event within %v", conn, wsrWait)
 	}
 	ev := mine[0]
 	if len(mine) != 1 {
@@ -978,12 +886,8 @@ func wsrMessageEvents(t testing.TB, tp *testProxy) []map[string]any {
 // (for frames its reader does not deliver yet: parts of a message).
 func wsrWaitReceived(t testing.TB, c *wsrConn, n int) {
 	t.Helper()
-	deadline := time.Now().Add(wsrWait)
-	for len(c.Received()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: received %d bytes, want %d", c.Side, len(c.Received()), n)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !wstest.Poll(wsrWait, func() bool { return len(c.Received()) >= n }) {
+		t.Fatalf("%s: received %d bytes, want %d", c.Side, len(c.Received()), n)
 	}
 }
 

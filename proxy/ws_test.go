@@ -30,6 +30,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/proxy"
 	"github.com/wstap/wstap/wsframe"
@@ -464,7 +465,7 @@ func TestRelayWSS(t *testing.T) {
 // CONNECT and through absolute-form, and that the client gets the server's 101 with
 // the negotiated subprotocol.
 func TestRelayHandshakeHeaders(t *testing.T) {
-	full := wsrHeaders{
+	full := wstest.Header{
 		{"Origin", "https://app.example"},
 		{"Cookie", "session=abc123; theme=dark"},
 		{"Sec-WebSocket-Protocol", "superchat, chat"},
@@ -475,7 +476,7 @@ func TestRelayHandshakeHeaders(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		hdr  wsrHeaders
+		hdr  wstest.Header
 		// want lists the values the server must see for each header; nil means absent.
 		want map[string][]string
 		// proto is the subprotocol the server picks and the client must see.
@@ -543,7 +544,7 @@ func TestRelayHandshakeHeaders(t *testing.T) {
 				}
 				// Nothing added: the server sees exactly the header names the client sent.
 				var sentNames, gotNames []string
-				for _, l := range append(wsrUpgradeHeaders(""), tc.hdr...) {
+				for _, l := range append(wstest.UpgradeHeader(""), tc.hdr...) {
 					if n := http.CanonicalHeaderKey(l[0]); !slices.Contains(sentNames, n) {
 						sentNames = append(sentNames, n)
 					}
@@ -556,7 +557,7 @@ func TestRelayHandshakeHeaders(t *testing.T) {
 				if !slices.Equal(gotNames, sentNames) {
 					t.Errorf("server got headers %q, want exactly the client's %q", gotNames, sentNames)
 				}
-				if got := h.Values("Sec-Websocket-Key"); len(got) != 1 || wsrAccept(got[0]) != cl.Resp.Header.Get("Sec-WebSocket-Accept") {
+				if got := h.Values("Sec-Websocket-Key"); len(got) != 1 || wstest.AcceptKey(got[0]) != cl.Resp.Header.Get("Sec-WebSocket-Accept") {
 					t.Errorf("server got Sec-WebSocket-Key %q, which does not match the client's key", got)
 				}
 				if got := h.Values("Sec-Websocket-Version"); !slices.Equal(got, []string{"13"}) {
@@ -1397,7 +1398,7 @@ func TestRelaySizeLimits(t *testing.T) {
 // to srv (which must accept it) and starts both readers.
 func wsrDeflatePair(t testing.TB, tp *testProxy, srv *wsrServer) (cl, sc *wsrConn) {
 	t.Helper()
-	cl = wsrRawClient(t, tp, wsrViaConnect, srv.Addr, "/", wsrHeaders{{"Sec-WebSocket-Extensions", "permessage-deflate"}}, true)
+	cl = wsrRawClient(t, tp, wsrViaConnect, srv.Addr, "/", wstest.Header{{"Sec-WebSocket-Extensions", "permessage-deflate"}}, true)
 	sc = srv.Accept(t)
 	if !strings.Contains(cl.Resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
 		t.Fatalf("the 101 does not accept permessage-deflate: %v", cl.Resp.Header)
@@ -1478,11 +1479,7 @@ func TestRelayBackpressure(t *testing.T) {
 		tp := startProxyWithEventSink(t, proxy.Config{MaxHookMessage: 64 << 10, Observer: obs}, lines, plugins.FailOpen)
 		wsrBackpressure(t, tp, obs, 1024)
 		// One open, 1024 messages and the client's close frame have been logged.
-		deadline := time.Now().Add(wsrWait)
-		for lines.n.Load() < 1024+2 && time.Now().Before(deadline) {
-			tp.jsonl.Flush()
-			time.Sleep(20 * time.Millisecond)
-		}
+		wstest.Poll(wsrWait, func() bool { tp.jsonl.Flush(); return lines.n.Load() >= 1024+2 })
 		if n := lines.n.Load(); n < 1024+2 {
 			t.Errorf("%d event lines, want at least %d", n, 1024+2)
 		}
@@ -1619,10 +1616,7 @@ func wsrBackpressure(t *testing.T, tp *testProxy, obs *wsrCountingObserver, mess
 	}
 	sc.Send(wsframe.OpClose, wsframe.AppendClose(nil, wsframe.CloseNormal, ""))
 	sc.CloseWrite()
-	deadline := time.Now().Add(wsrWait)
-	for obs.closed.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wstest.Poll(wsrWait, func() bool { return obs.closed.Load() != 0 })
 	// 1024 data messages and two close frames.
 	if o, m, c, b := obs.opened.Load(), obs.messages.Load(), obs.closed.Load(), obs.bytes.Load(); o != 1 || m != int64(messages)+2 || c != 1 || b < total {
 		t.Errorf("observer saw %d opens, %d messages of %d bytes, %d closes; want 1, %d, %d+, 1", o, m, b, c, messages+2, total)

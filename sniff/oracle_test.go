@@ -30,6 +30,7 @@ import (
 
 	"github.com/wstap/wstap/internal/pcaptest"
 	"github.com/wstap/wstap/internal/tcpdumptest"
+	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
 )
@@ -60,18 +61,11 @@ func (m oracleMsg) String() string {
 	return fmt.Sprintf("%s %s %s len=%d %q", m.where, dir, m.op, len(m.payload), p)
 }
 
-// needTool returns the path of a command the test needs: without it the test
-// fails under CI and is skipped elsewhere.
+// needTool returns the path of a command the test needs, of the Debian package of
+// the same name (see wstest.Command).
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed, and CI is set", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
+	return wstest.Command(t, name, name)
 }
 
 // tsharkFields are the fields read from tshark; the data is in the type-specific

@@ -9,9 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	crand "crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -28,39 +25,12 @@ import (
 	coder "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
 
+	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/wsframe"
 )
 
 // iopTimeout bounds every connection (read and write deadlines) and every peer context.
 const iopTimeout = 15 * time.Second
-
-// iopGUID is the fixed string of RFC 6455 §1.3 that the accept key hashes with.
-const iopGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-// iopAcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2).
-func iopAcceptKey(key string) string {
-	sum := sha1.Sum([]byte(key + iopGUID))
-	return base64.StdEncoding.EncodeToString(sum[:])
-}
-
-// iopNewKey returns a random Sec-WebSocket-Key: 16 random bytes, base64.
-func iopNewKey() string {
-	var b [16]byte
-	crand.Read(b[:])
-	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-// iopHasToken reports whether a comma-separated header holds token (case-insensitive).
-func iopHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // iopDialRaw does the client side of the opening handshake by hand: a GET with the
 // Upgrade headers, a random key and, when offer is not empty, a
@@ -74,37 +44,15 @@ func iopDialRaw(t *testing.T, addr, offer string) (net.Conn, *bufio.Reader, *htt
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	conn.SetDeadline(time.Now().Add(iopTimeout))
-	fail := func(format string, args ...any) {
-		t.Helper()
-		conn.Close()
-		t.Fatalf(format, args...)
-	}
-	key := iopNewKey()
-	var req strings.Builder
-	fmt.Fprintf(&req, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", addr)
-	fmt.Fprintf(&req, "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", key)
+	key := wstest.NewKey()
+	hdr := wstest.UpgradeHeader(key)
 	if offer != "" {
-		fmt.Fprintf(&req, "Sec-WebSocket-Extensions: %s\r\n", offer)
+		hdr = append(hdr, [2]string{"Sec-WebSocket-Extensions", offer})
 	}
-	req.WriteString("\r\n")
-	if _, err := conn.Write([]byte(req.String())); err != nil {
-		fail("write upgrade request: %v", err)
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	br, resp, err := wstest.ClientHandshake(conn, "/ws", addr, key, hdr, nil)
 	if err != nil {
-		fail("read upgrade response: %v", err)
-	}
-	resp.Body.Close() // a 101 has no body: this does not touch br
-	switch {
-	case resp.StatusCode != http.StatusSwitchingProtocols:
-		fail("upgrade response status %q, want 101", resp.Status)
-	case !iopHasToken(resp.Header, "Upgrade", "websocket"):
-		fail("upgrade response Upgrade: %q", resp.Header.Values("Upgrade"))
-	case !iopHasToken(resp.Header, "Connection", "upgrade"):
-		fail("upgrade response Connection: %q", resp.Header.Values("Connection"))
-	case resp.Header.Get("Sec-WebSocket-Accept") != iopAcceptKey(key):
-		fail("Sec-WebSocket-Accept %q, want %q", resp.Header.Get("Sec-WebSocket-Accept"), iopAcceptKey(key))
+		conn.Close()
+		t.Fatal(err)
 	}
 	return conn, br, resp
 }
@@ -122,43 +70,19 @@ func iopAcceptRaw(t *testing.T, ln net.Listener, respond func(offer []string) st
 		t.Fatalf("accept: %v", err)
 	}
 	conn.SetDeadline(time.Now().Add(iopTimeout))
-	fail := func(format string, args ...any) {
-		t.Helper()
-		conn.Close()
-		t.Fatalf(format, args...)
-	}
-	br := bufio.NewReader(conn)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		fail("read upgrade request: %v", err)
-	}
-	key := req.Header.Get("Sec-WebSocket-Key")
-	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
-		fail("Sec-WebSocket-Key %q is not 16 bytes in base64", key)
-	}
-	switch {
-	case req.Method != http.MethodGet:
-		fail("upgrade request method %q", req.Method)
-	case !iopHasToken(req.Header, "Upgrade", "websocket"):
-		fail("upgrade request Upgrade: %q", req.Header.Values("Upgrade"))
-	case !iopHasToken(req.Header, "Connection", "upgrade"):
-		fail("upgrade request Connection: %q", req.Header.Values("Connection"))
-	case req.Header.Get("Sec-WebSocket-Version") != "13":
-		fail("upgrade request Sec-WebSocket-Version %q", req.Header.Get("Sec-WebSocket-Version"))
-	}
 	ext := ""
-	if respond != nil {
-		ext = respond(req.Header.Values("Sec-WebSocket-Extensions"))
-	}
-	var resp strings.Builder
-	resp.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
-	fmt.Fprintf(&resp, "Sec-WebSocket-Accept: %s\r\n", iopAcceptKey(key))
-	if ext != "" {
-		fmt.Fprintf(&resp, "Sec-WebSocket-Extensions: %s\r\n", ext)
-	}
-	resp.WriteString("\r\n")
-	if _, err := conn.Write([]byte(resp.String())); err != nil {
-		fail("write upgrade response: %v", err)
+	br, req, err := wstest.ServerHandshake(conn, func(req *http.Request) wstest.Header {
+		if respond != nil {
+			ext = respond(req.Header.Values("Sec-WebSocket-Extensions"))
+		}
+		if ext == "" {
+			return nil
+		}
+		return wstest.Header{{"Sec-WebSocket-Extensions", ext}}
+	})
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
 	}
 	return conn, br, req, ext
 }

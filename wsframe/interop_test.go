@@ -25,7 +25,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -34,6 +33,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/wsframe"
 )
 
@@ -705,18 +705,10 @@ while i < len(data):
     idx += 1
 `
 
-// iopPython returns the path of python3, skipping the test when it is missing, unless
-// CI is set: then a missing interpreter fails the test.
+// iopPython returns the path of python3 (see wstest.Command).
 func iopPython(t *testing.T) string {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is required in CI: %v", py, err)
-		}
-		t.Skipf("%s not available: %v", py, err)
-	}
-	return py
+	return wstest.Command(t, "/usr/bin/python3", "python3")
 }
 
 // iopZlib runs iopZlibScript over the compressed messages and returns its output

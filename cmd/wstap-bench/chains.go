@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wstap/wstap/internal/childproc"
 )
 
 // The chains section: 1 KiB text messages, each base64(nonce(12) || AES-256-GCM
@@ -404,13 +405,13 @@ func (b *bench) runChains() error {
 		}
 		ct := &chainTarget{Name: kind, args: chainHookArgs(kind, dir, b.cfg.Python), rewrites: kind != "empty"}
 		ct.Chain = chainDisplay(ct.args)
-		p, err := startWstapWith("wstap["+kind+"]", b.wstapBin, b.caDir, chainEnv(), ct.args...)
+		p, err := childproc.StartWstapWith("wstap["+kind+"]", b.wstapBin, b.caDir, chainEnv(), ct.args...)
 		if err != nil {
 			return err
 		}
 		b.track(p)
 		d := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, WriteBufferSize: clientWriteBuffer, WriteBufferPool: clientPool,
-			Proxy: proxyFunc(p.addr)}
+			Proxy: proxyFunc(p.Addr)}
 		ct.t = &target{Name: "chain " + kind, kind: "wstap", scheme: "ws", url: url, dialer: d, proc: p}
 		cb.targets = append(cb.targets, ct)
 		cb.stats[kind] = &chainSeries{}
@@ -440,10 +441,10 @@ func (b *bench) runChains() error {
 		}
 	}
 	for _, ct := range cb.targets {
-		if bad := ct.t.proc.problems(); len(bad) > 0 {
+		if bad := ct.t.proc.Problems(); len(bad) > 0 {
 			cb.logBad[ct.Name] = bad
 		}
-		ct.t.proc.stop()
+		ct.t.proc.Stop()
 	}
 	return nil
 }
@@ -460,12 +461,12 @@ func (b *bench) chainOnce(ct *chainTarget, warm bool) (chainResult, error) {
 		return chainResult{}, err
 	}
 	defer c.Close()
-	cpu0 := t.proc.treeCPU()
+	cpu0 := t.proc.TreeCPU()
 	r, err := pipelinedChain(c, b.chains.set, ct.rewrites, n, b.cfg.WindowChain, dur)
-	r.cpu = t.proc.treeCPU() - cpu0
+	r.cpu = t.proc.TreeCPU() - cpu0
 	if err != nil {
 		err = fmt.Errorf("%s (%s): %w", t.Name, ct.Chain, err)
-		if perr := t.proc.alive(); perr != nil {
+		if perr := t.proc.Alive(); perr != nil {
 			err = fmt.Errorf("%w; %w", err, perr)
 		}
 		return r, err

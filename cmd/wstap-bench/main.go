@@ -120,6 +120,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wstap/wstap/certs"
+	"github.com/wstap/wstap/internal/childproc"
 )
 
 type config struct {
@@ -207,7 +208,7 @@ type bench struct {
 	caDir    string
 	caPool   *x509.CertPool
 	mu       sync.Mutex
-	procs    []*child // the running proxies, for stopAll
+	procs    []*childproc.Child // the running proxies, for stopAll
 	targets  []*target
 	notes    []string
 	stats    map[string]*series
@@ -241,7 +242,7 @@ type rssResult struct {
 }
 
 // track remembers a proxy process for stopAll.
-func (b *bench) track(p *child) {
+func (b *bench) track(p *childproc.Child) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.procs = append(b.procs, p)
@@ -253,7 +254,7 @@ func (b *bench) stopAll() {
 	b.procs = nil
 	b.mu.Unlock()
 	for _, p := range procs {
-		p.stop()
+		p.Stop()
 	}
 }
 
@@ -321,7 +322,7 @@ func (b *bench) ensureWstap() error {
 	b.wstapBin = b.cfg.Wstap
 	if b.wstapBin == "" {
 		b.progress("building ./cmd/wstap")
-		if b.wstapBin, err = buildWstap(b.tmp); err != nil {
+		if b.wstapBin, err = childproc.BuildWstap(b.tmp); err != nil {
 			return err
 		}
 	}
@@ -350,18 +351,18 @@ func (b *bench) runCore() error {
 		"ws":  "ws" + strings.TrimPrefix(b.echo.ws.URL, "http") + "/",
 		"wss": "wss" + strings.TrimPrefix(b.echo.wss.URL, "https") + "/",
 	}
-	proxies := map[string]*child{}
+	proxies := map[string]*childproc.Child{}
 	pools := map[string]*x509.CertPool{}
 	for _, kind := range []string{"tunnel", "wstap", "mitmdump"} {
 		if !want(b.cfg.Targets, kind) {
 			continue
 		}
-		var p *child
+		var p *childproc.Child
 		switch kind {
 		case "tunnel":
 			p, err = startTunnel()
 		case "wstap":
-			p, err = startWstap(b.wstapBin, b.caDir)
+			p, err = childproc.StartWstap(b.wstapBin, b.caDir)
 			pools[kind] = b.caPool
 		case "mitmdump":
 			bin := b.cfg.Mitmdump
@@ -405,7 +406,7 @@ func (b *bench) runCore() error {
 			}
 			t := &target{Name: kind + " " + scheme, kind: kind, scheme: scheme, url: echoURL[scheme], dialer: d, proc: proxies[kind]}
 			if p := proxies[kind]; p != nil {
-				d.Proxy = proxyFunc(p.addr)
+				d.Proxy = proxyFunc(p.Addr)
 			}
 			d.TLSClientConfig = tlsConfig(b.echo.pool)
 			if pool := pools[kind]; pool != nil {
@@ -528,12 +529,12 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 
 // memory opens cfg.Conns connections through a fresh proxy of kind and records its RSS.
 func (b *bench) memory(kind, scheme string) error {
-	var p *child
+	var p *childproc.Child
 	var err error
 	d := &websocket.Dialer{HandshakeTimeout: 60 * time.Second, WriteBufferPool: memPool}
 	switch kind {
 	case "wstap":
-		p, err = startWstap(b.wstapBin, b.caDir)
+		p, err = childproc.StartWstap(b.wstapBin, b.caDir)
 		d.TLSClientConfig = tlsConfig(b.caPool)
 	case "tunnel":
 		p, err = startTunnel()
@@ -543,8 +544,8 @@ func (b *bench) memory(kind, scheme string) error {
 		return err
 	}
 	b.track(p)
-	defer p.stop()
-	d.Proxy = proxyFunc(p.addr)
+	defer p.Stop()
+	d.Proxy = proxyFunc(p.Addr)
 	url := "ws" + strings.TrimPrefix(b.echo.ws.URL, "http") + "/"
 	if scheme == "wss" {
 		url = "wss" + strings.TrimPrefix(b.echo.wss.URL, "https") + "/"
@@ -557,7 +558,7 @@ func (b *bench) memory(kind, scheme string) error {
 	}
 	closeAll(warm)
 	time.Sleep(500 * time.Millisecond)
-	idle, _, err := p.mem()
+	idle, _, err := p.Mem()
 	if err != nil {
 		return err
 	}
@@ -567,15 +568,15 @@ func (b *bench) memory(kind, scheme string) error {
 	}
 	defer closeAll(conns)
 	time.Sleep(500 * time.Millisecond)
-	rss, hwm, err := p.mem()
+	rss, hwm, err := p.Mem()
 	if err != nil {
 		return err
 	}
-	if err := p.alive(); err != nil {
+	if err := p.Alive(); err != nil {
 		return err
 	}
 	if b.cfg.Hold > 0 {
-		b.progress("memory: holding %d connections through %s (pid %d) for %s", len(conns), t.Name, p.cmd.Process.Pid, b.cfg.Hold)
+		b.progress("memory: holding %d connections through %s (pid %d) for %s", len(conns), t.Name, p.Cmd.Process.Pid, b.cfg.Hold)
 		time.Sleep(b.cfg.Hold)
 	}
 	b.rss = append(b.rss, rssResult{Target: t.Name, Conns: len(conns), Idle: idle, Open: rss, Peak: hwm,
@@ -655,7 +656,7 @@ func (b *bench) ratios(sums []summary) []ratio {
 	return out
 }
 
-// check is one of the issue's targets.
+// check is one target of the benchmark: what is measured against which bound.
 type check struct {
 	What string `json:"what"`
 	Got  string `json:"got"`

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wstap/wstap/internal/childproc"
 )
 
 // target is one way from the client to an echo server.
@@ -23,7 +24,7 @@ type target struct {
 	scheme string // ws, wss
 	url    string
 	dialer *websocket.Dialer
-	proc   *child // the proxy process, nil for direct
+	proc   *childproc.Child // the proxy process, nil for direct
 }
 
 // Client write buffers come from a pool of 64 KiB buffers, so a 64 KiB message
@@ -67,14 +68,14 @@ func measure(t *target, fn func(*websocket.Conn) (result, error)) (result, error
 		return result{}, err
 	}
 	defer c.Close()
-	cpu0, sys0 := t.proc.cpuTime(), t.proc.syscalls()
+	cpu0, sys0 := t.proc.CPUTime(), t.proc.Syscalls()
 	r, err := fn(c)
-	r.cpu = t.proc.cpuTime() - cpu0
-	r.syscalls = t.proc.syscalls() - sys0
+	r.cpu = t.proc.CPUTime() - cpu0
+	r.syscalls = t.proc.Syscalls() - sys0
 	if err != nil {
 		err = fmt.Errorf("%s: %w", t.Name, err)
 		if t.proc != nil {
-			if perr := t.proc.alive(); perr != nil {
+			if perr := t.proc.Alive(); perr != nil {
 				err = fmt.Errorf("%w; %w", err, perr)
 			}
 		}

@@ -18,7 +18,7 @@
 // For each: wall time, MB/s of capture file (MB = 10^6 bytes), peak RSS
 // (/proc/PID/status VmHWM, polled every 5 ms). Then the text messages of wstap's JSONL, of tshark and of the
 // generator are compared: count, a hash of all payloads in order, and the first and
-// last -sample payloads one by one. Finally the targets as [PASS]/[FAIL]
+// last -sample payloads one by one. Finally each target, named with its bound, as [PASS]/[FAIL]
 // lines. Not meant for CI: it needs about 1 GB of disk and minutes of CPU.
 package main
 
@@ -131,7 +131,7 @@ func bench(o options) error {
 	fmt.Printf("capture: %s, %d packets, %d connections, %d text messages (%s of payload, largest %d B), 1448 B segments; written in %s\n",
 		mb(gs.size), gs.packets, o.conns, gs.expected.count, mb(gs.payload), gs.maxMsg, gs.took.Round(time.Millisecond))
 	if gs.size < 300e6 {
-		fmt.Printf("note: the capture is smaller than the issue's 300 MB (use the default -messages)\n")
+		fmt.Printf("note: the capture is smaller than the standard 300 MB one the targets are set for (use the default -messages)\n")
 	}
 
 	// (1) The ceiling, first: it also brings the file into the page cache.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,43 +9,25 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wstap/wstap/examples/encrypted-chat/chatcrypto"
+	"github.com/wstap/wstap/internal/wstest"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var listenLine = regexp.MustCompile(`chat listening on (https?)://(\S+)/ `)
 
 // startServer runs the chat server with key on a free port until the test ends and
 // returns its host:port and its output.
-func startServer(t *testing.T, key string) (string, *syncBuffer) {
+func startServer(t *testing.T, key string) (string, *wstest.SyncBuffer) {
 	t.Helper()
 	box, err := chatcrypto.NewHex(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &wstest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, "127.0.0.1:0", false, box, key, out) }()
 	t.Cleanup(func() {
@@ -60,26 +41,18 @@ func startServer(t *testing.T, key string) (string, *syncBuffer) {
 			t.Error("the server did not stop within 5 s")
 		}
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listenLine.FindStringSubmatch(out.String()); m != nil {
-			return m[2], out
-		}
-		time.Sleep(10 * time.Millisecond)
+	var m []string
+	if !wstest.Poll(5*time.Second, func() bool { m = listenLine.FindStringSubmatch(out.String()); return m != nil }) {
+		t.Fatalf("no 'chat listening on' line within 5 s; output:\n%s", out)
 	}
-	t.Fatalf("no 'chat listening on' line within 5 s; output:\n%s", out)
-	return "", nil
+	return m[2], out
 }
 
 // waitFor polls until s() contains want.
 func waitFor(t *testing.T, what string, s func() string, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(s(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has no %q within 5 s:\n%s", what, want, s())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !wstest.Poll(5*time.Second, func() bool { return strings.Contains(s(), want) }) {
+		t.Fatalf("%s has no %q within 5 s:\n%s", what, want, s())
 	}
 }
 
@@ -89,7 +62,7 @@ func runClient(t *testing.T, addr, key string, timeout time.Duration, stdin io.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf wstest.SyncBuffer
 	c := client{url: "ws://" + addr + "/ws", user: "alice", timeout: timeout, box: box, out: &buf, stdin: stdin}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -181,24 +154,13 @@ func TestPage(t *testing.T) {
 	}
 }
 
-// skipOrFail skips the test, or fails it when CI is set: CI installs every tool
-// the tests use (make test), so a missing one there is a broken setup, not a
-// reason to leave the code unchecked.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format+" (and CI is set)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // TestBrowserCrypto runs the page's crypto module (static/chatcrypto.js, WebCrypto)
 // under node against the Go implementation: each side opens what the other sealed.
 // Without node (Debian: nodejs) it is skipped, or fails under CI.
 func TestBrowserCrypto(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		skipOrFail(t, "node is not installed (Debian: apt-get install nodejs): the page's WebCrypto code is not checked")
+		wstest.Unavailable(t, "node is not installed (Debian: apt-get install nodejs): the page's WebCrypto code is not checked")
 	}
 	dir := t.TempDir()
 	js, err := static.ReadFile("static/chatcrypto.js")
@@ -234,7 +196,7 @@ try {
 	outb, err := cmd.CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(outb), "crypto is not defined") {
-			skipOrFail(t, "this node has no global WebCrypto: %s", outb)
+			wstest.Unavailable(t, "this node has no global WebCrypto: %s", outb)
 		}
 		t.Fatalf("node: %v\n%s", err, outb)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/wstap/wstap/internal/wstest"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
@@ -46,10 +47,7 @@ func requireLive(t *testing.T) {
 	if os.Geteuid() == 0 {
 		return
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("live capture tests need root (CAP_NET_RAW), and CI is set")
-	}
-	t.Skip("live capture tests need root (CAP_NET_RAW)")
+	wstest.Unavailable(t, "live capture tests need root (CAP_NET_RAW)")
 }
 
 // tally counts what a capture saw of the test's TCP traffic.
@@ -334,13 +332,7 @@ func TestLiveCloseUnblocks(t *testing.T) {
 // error names CAP_NET_RAW and matches ErrPermission.
 func TestLivePermission(t *testing.T) {
 	requireLive(t)
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("setpriv (util-linux) not found")
-		}
-		t.Skip("setpriv (util-linux) not found")
-	}
+	setpriv := wstest.Command(t, "setpriv", "util-linux")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
