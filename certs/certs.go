@@ -4,8 +4,10 @@
 //
 // The CA lives in a directory as ca.pem (the certificate, to be trusted by the
 // browser) and ca-key.pem (its private key, mode 0600). A key file that others can
-// read is refused on load. Leaves are cached in a bounded LRU; concurrent requests for
-// one host mint one certificate.
+// read is refused on load. A directory that others can write to (the CA's, or one
+// above it without the sticky bit) lets them replace the CA: it is used, with a
+// warning in [CA.Warnings] for the caller to show. Leaves are cached in a bounded
+// LRU; concurrent requests for one host mint one certificate.
 package certs
 
 import (
@@ -24,6 +26,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -55,12 +58,23 @@ const (
 // other than its owner.
 var ErrKeyPermissions = errors.New("certs: CA key file is accessible to other users")
 
+// ErrDirPermissions is wrapped by the warnings in [CA.Warnings] about directories
+// that users other than the owner can write to: the CA directory, and directories
+// above it without the sticky bit. Such users can swap in a CA of their own (or,
+// before the browser trusts wstap's, one they hold the key of).
+var ErrDirPermissions = errors.New("certs: other users can replace the CA")
+
 // CA is a certificate authority that signs leaf certificates for intercepted hosts.
 // It is safe for concurrent use.
 type CA struct {
 	// Cert is the CA certificate; Dir is where it is stored.
 	Cert *x509.Certificate
 	Dir  string
+
+	// Warnings are problems found when the CA was loaded or created that did not
+	// stop it: directories others can write to, each wrapping
+	// [ErrDirPermissions]. The library does not print them; callers should.
+	Warnings []error
 
 	key    *ecdsa.PrivateKey
 	leaves *lru.Cache[string, *tls.Certificate]
@@ -94,7 +108,8 @@ func LoadOrCreate(dir string) (ca *CA, created bool, err error) {
 }
 
 // Create makes a new CA and writes it to dir (created with mode 0700 if missing). It
-// refuses to overwrite an existing CA.
+// refuses to overwrite an existing CA. A directory that existed already keeps its
+// mode; if others can write to it, [CA.Warnings] says so.
 func Create(dir string) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("certs: create CA directory: %w", err)
@@ -142,6 +157,47 @@ func Create(dir string) (*CA, error) {
 	return newCA(dir, cert, key), nil
 }
 
+// dirWarnings returns a warning wrapping [ErrDirPermissions] for dir when users
+// other than its owner can write to it, and for each directory above it that
+// they can write to without the sticky bit (which keeps them from renaming or
+// removing entries they do not own, as in /tmp). Symbolic links are followed:
+// the directories above both the path and its target are checked.
+func dirWarnings(dir string) []error {
+	if runtime.GOOS == "windows" { // no Unix permission bits
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		real = abs
+	}
+	var warnings []error
+	seen := map[string]bool{}
+	for _, start := range []string{real, abs} {
+		for d := start; !seen[d]; d = filepath.Dir(d) {
+			seen[d] = true
+			info, err := os.Stat(d)
+			if err != nil {
+				continue
+			}
+			mode := info.Mode()
+			switch {
+			case mode.Perm()&0o022 == 0:
+			case d == real || d == abs:
+				warnings = append(warnings, fmt.Errorf("%w: the CA directory %s has mode %04o; run: chmod go-w %s",
+					ErrDirPermissions, d, mode.Perm(), d))
+			case mode&fs.ModeSticky == 0:
+				warnings = append(warnings, fmt.Errorf("%w: %s, above the CA directory, has mode %04o and no sticky bit; run: chmod go-w %s",
+					ErrDirPermissions, d, mode.Perm(), d))
+			}
+		}
+	}
+	return warnings
+}
+
 // writeNew writes a file that must not exist yet.
 func writeNew(path string, data []byte, mode fs.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
@@ -160,7 +216,8 @@ func writeNew(path string, data []byte, mode fs.FileMode) error {
 
 // Load reads the CA in dir. It fails with [ErrKeyPermissions] when the key file is
 // readable or writable by group or others, and when the certificate is not a CA or
-// does not belong to the key.
+// does not belong to the key. A directory others can write to is reported in
+// [CA.Warnings].
 func Load(dir string) (*CA, error) {
 	keyPath, certPath := filepath.Join(dir, KeyFile), filepath.Join(dir, CertFile)
 	info, err := os.Stat(keyPath)
@@ -198,7 +255,7 @@ func Load(dir string) (*CA, error) {
 
 func newCA(dir string, cert *x509.Certificate, key *ecdsa.PrivateKey) *CA {
 	leaves, _ := lru.New[string, *tls.Certificate](leafCacheSize) // fails only for a size <= 0
-	return &CA{Cert: cert, Dir: dir, key: key, leaves: leaves}
+	return &CA{Cert: cert, Dir: dir, Warnings: dirWarnings(dir), key: key, leaves: leaves}
 }
 
 // PEM returns the CA certificate in PEM form.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -64,6 +65,97 @@ func TestLoadErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(half, certs.KeyFile), []byte("x"), 0o600)
 	if _, _, err := certs.LoadOrCreate(half); err == nil {
 		t.Fatal("a directory with a key and no certificate was accepted (or silently replaced)")
+	}
+}
+
+// TestDirPermissionWarnings loads and creates CAs in directories with different
+// modes: a directory others can write to (the CA's, or one above it without the
+// sticky bit) is used, with a warning naming it, for the caller to show.
+func TestDirPermissionWarnings(t *testing.T) {
+	cases := []struct {
+		name         string
+		parent, mode os.FileMode // of the CA directory's parent and of the CA directory
+		existing     bool        // a CA is created, then the modes set, then it is loaded
+		warn         string      // the directory named in the one warning, "" for none
+	}{
+		{"private", 0o700, 0o700, false, ""},
+		{"readable by all", 0o755, 0o755, false, ""},
+		{"world-writable CA directory", 0o700, 0o777, false, "ca"},
+		{"group-writable CA directory", 0o700, 0o770, false, "ca"},
+		{"world-writable and sticky CA directory", 0o700, 0o1777, false, "ca"},
+		{"world-writable parent", 0o777, 0o700, false, "parent"},
+		{"world-writable sticky parent, as /tmp", 0o1777, 0o700, false, ""},
+		{"existing CA, world-writable CA directory", 0o700, 0o777, true, "ca"},
+		{"existing CA, group-writable parent", 0o770, 0o700, true, "parent"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := filepath.Join(t.TempDir(), "parent")
+			dir := filepath.Join(parent, "ca")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if tc.existing {
+				if _, err := certs.Create(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			chmod(t, parent, tc.parent)
+			chmod(t, dir, tc.mode)
+			t.Cleanup(func() { os.Chmod(parent, 0o700); os.Chmod(dir, 0o700) })
+			ca, created, err := certs.LoadOrCreate(dir)
+			if err != nil || created == tc.existing {
+				t.Fatalf("LoadOrCreate: created=%v, %v", created, err)
+			}
+			if tc.warn == "" {
+				if len(ca.Warnings) != 0 {
+					t.Errorf("warnings %v, want none", ca.Warnings)
+				}
+				return
+			}
+			want := map[string]string{"ca": dir, "parent": parent}[tc.warn]
+			if len(ca.Warnings) != 1 || !errors.Is(ca.Warnings[0], certs.ErrDirPermissions) ||
+				!strings.HasSuffix(ca.Warnings[0].Error(), "; run: chmod go-w "+want) {
+				t.Errorf("warnings %v, want one wrapping ErrDirPermissions that names %s", ca.Warnings, want)
+			}
+		})
+	}
+}
+
+// TestDirPermissionWarningsThroughSymlink reaches a private CA directory through a
+// symbolic link in a world-writable directory: whoever can write there can point
+// the link elsewhere.
+func TestDirPermissionWarningsThroughSymlink(t *testing.T) {
+	base := t.TempDir()
+	real, open := filepath.Join(base, "real"), filepath.Join(base, "open")
+	for _, d := range []string{real, open} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(open, "ca")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, open, 0o777)
+	ca, _, err := certs.LoadOrCreate(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ca.Warnings) != 1 || !strings.Contains(ca.Warnings[0].Error(), open+",") {
+		t.Errorf("warnings %v, want one naming %s", ca.Warnings, open)
+	}
+}
+
+// chmod sets a mode exactly (umask does not apply).
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	m := mode.Perm()
+	if mode&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	if err := os.Chmod(path, m); err != nil {
+		t.Fatal(err)
 	}
 }
 
