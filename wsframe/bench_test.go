@@ -452,6 +452,66 @@ func BenchmarkInflateContextTakeover(b *testing.B) { benchInflate(b, true) }
 // BenchmarkInflateNoContextTakeover inflates the same messages compressed one by one.
 func BenchmarkInflateNoContextTakeover(b *testing.B) { benchInflate(b, false) }
 
+// BenchmarkInflateLarge inflates one large message per op, whole with Inflate and in
+// pieces with InflateChunk (1400-byte pieces, as TCP segments come, into a 32 KiB
+// buffer): 4 MiB of JSON-ish text, and a 64 MiB run of zeros compressed 1000:1, as
+// a bomb is.
+func BenchmarkInflateLarge(b *testing.B) {
+	json := bytes.Join(benchJSON(256, 16<<10), nil)
+	inputs := []struct {
+		name  string
+		plain int
+		wire  []byte
+	}{
+		{"json4MiB", len(json), benchCompressed(b, wsframe.Compression{}, [][]byte{json})[0]},
+		{"zeros64MiB", 64 << 20, zeroBomb(b, 64)},
+	}
+	for _, in := range inputs {
+		b.Run(in.name+"/Inflate", func(b *testing.B) {
+			f := wsframe.NewInflater(wsframe.Compression{})
+			dst, err := f.Inflate(nil, in.wire, 1<<30) // warm-up: dst grows to its size
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(in.plain))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if dst, err = f.Inflate(dst[:0], in.wire, 1<<30); err != nil || len(dst) != in.plain {
+					b.Fatal(len(dst), err)
+				}
+			}
+		})
+		b.Run(in.name+"/InflateChunk", func(b *testing.B) {
+			f := wsframe.NewInflater(wsframe.Compression{})
+			f.Begin(1 << 30) // warm-up: the Inflater allocates its staging area
+			dst := make([]byte, 32<<10)
+			b.ReportAllocs()
+			b.SetBytes(int64(in.plain))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				f.Begin(1 << 30)
+				total := 0
+				for src := in.wire; ; {
+					piece := src[:min(len(src), 1400)]
+					nDst, nSrc, err := f.InflateChunk(dst, piece, len(piece) == len(src))
+					total += nDst
+					src = src[nSrc:]
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				if total != in.plain {
+					b.Fatal(total)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkDeflate compresses JSON-ish messages with context takeover, as a sender
 // whose receiver accepted a 15-bit (32 KiB) or a 10-bit (1 KiB) window.
 func BenchmarkDeflate(b *testing.B) {

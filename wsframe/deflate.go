@@ -26,14 +26,18 @@ const maxWindow = 1 << 15
 // 32 KiB of output) from one message to the next, so messages must be inflated in
 // order and none may be skipped.
 //
-// Between messages the Inflater holds its window and small buffers only: those grown
-// for a large message are let go of when it ends.
+// A message is inflated whole with [Inflater.Inflate], or as it arrives with
+// [Inflater.Begin] and [Inflater.InflateChunk], in bounded memory whatever its size;
+// the two can be mixed from one message to the next. Between messages the Inflater
+// holds its window and small buffers only: those grown for a large message are let
+// go of when it ends.
 type Inflater struct {
 	takeover bool
 	fr       io.ReadCloser
 	in       []byte
 	src      bytes.Reader
 	window   []byte
+	st       *inflateStream // the message being streamed, if any
 }
 
 // NewInflater returns an Inflater for messages compressed as c describes.
@@ -46,8 +50,9 @@ func NewInflater(c Compression) *Inflater {
 // [ErrInflateTooBig] (close code 1009): a decompression bomb costs at most limit
 // bytes. Corrupt data wraps [ErrBadDeflate]. After an error the Inflater's window
 // is unreliable; the connection should end. src is only read; the Inflater keeps no
-// reference to src or dst.
+// reference to src or dst. Inflate abandons a message being streamed.
 func (f *Inflater) Inflate(dst, src []byte, limit int64) ([]byte, error) {
+	f.endStream()
 	// The decompressor reads fastest from a *bytes.Reader, so message and trailer are
 	// copied into one buffer: cheap next to inflating them.
 	f.in = append(append(f.in[:0], src...), inflateTrailer...)

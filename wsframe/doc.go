@@ -15,9 +15,14 @@
 //   - [Writer]: frames and messages to an [io.Writer], masking into its own buffer
 //     (never the caller's), with byte-identical forwarding of unmodified frames.
 //   - [Assembler]: frames to messages, with interleaved control frames, limits checked
-//     before allocating, UTF-8 validation and permessage-deflate inflation.
+//     against the headers before any payload is read, buffers that grow only with the
+//     bytes that arrive and are let go of after a large message, UTF-8 validation and
+//     permessage-deflate inflation.
 //   - [DeflateParams], [Inflater] and [Deflater]: extension negotiation and
-//     per-direction compression state, with and without context takeover.
+//     per-direction compression state, with and without context takeover. An
+//     Inflater also inflates a message piece by piece as it arrives
+//     ([Inflater.InflateChunk]), in about 100 KiB whatever its size or compression
+//     ratio, for messages too large to hold.
 //   - [Decoder]: frames and messages from bytes pushed in pieces, for sniffing. After
 //     lost bytes, a protocol error or a start mid-stream it resynchronises on the
 //     next message start it can trust: exactly when a gap falls inside a payload,
