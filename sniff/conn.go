@@ -21,20 +21,40 @@ const (
 	stClosed              // ended; remembered a while to absorb stray packets
 )
 
-// conn is one TCP connection.
+// conn is one TCP connection. Every connection seen costs one, up to
+// Config.MaxConns of them, so it holds only what every connection needs (its
+// reassembly, its place in the table and the lists): a connection gets the
+// state of a followed one ([follow]) when it shows HTTP or is WebSocket by its
+// port, and lets go of it when it turns out to be something else.
 type conn struct {
-	s      *Sniffer
-	key    connKey
-	sides  [2]side // sides[i] is the stream sent by key.a (i=0) or key.b (i=1)
-	client int     // index of the client's side; -1 while unknown
+	s          *Sniffer
+	key        connKey
+	hnext      *conn // the next connection in the table whose key has the same hash
+	prev, next *conn // in Sniffer.wsConns while WebSocket, in Sniffer.others otherwise
+	last       int64 // capture time of the last packet, Unix nanoseconds
+	// r[i] orders the stream sent by side i: the key's first endpoint (i=0) or
+	// its second (i=1).
+	r      [2]reassembler
+	f      *follow
+	client int8 // index of the client's side; -1 while unknown
 	state  uint8
-	last   time.Time // capture time of the last packet
+	flags  uint8
+	finBy  uint8 // 1 + the index of the side whose FIN came first; 0 before any
+	early  uint8 // packets seen while a direction waits for its start
+}
 
-	list       *connList
-	prev, next *conn
+// conn flags.
+const (
+	cWaiting uint8 = 1 << iota // side 0 is in Sniffer.waiting; cWaiting<<1 is side 1
+	_
+	cFlushing // side 0 is being flushed; cFlushing<<1 is side 1
+	_
+)
 
-	ending bool   // endConn is under way
-	finBy  string // who sent the first FIN
+// follow is the state of a connection that is followed: its HTTP exchange, then
+// its WebSocket.
+type follow struct {
+	sides [2]side // sides[i] parses the stream of conn.r[i]
 
 	queue []request // requests waiting for their response
 
@@ -43,17 +63,10 @@ type conn struct {
 	closeEv   plugins.CloseEvent // from the first close frame
 }
 
-// side is one direction of a connection: its reassembly and the parser its bytes
-// go to. It is the reassembler's streamSink.
+// side is the parser of one direction of a followed connection.
 type side struct {
 	c   *conn
 	idx int
-	r   reassembler
-
-	accounted int  // r.pendingBytes as counted in Sniffer.buffered
-	waiting   bool // in Sniffer.waiting
-	flushing  bool
-	finished  bool // the FIN was reached
 
 	buf     []byte // bytes not classified or parsed yet (an HTTP header in progress)
 	body    bodySkipper
@@ -70,116 +83,152 @@ type heldPiece struct {
 	gap  int64
 }
 
-func (c *conn) addr(i int) netip.AddrPort {
+// The reassemblers deliver to their connection through these sinks, one type
+// per side: each is a bare *conn, so that passing one as a streamSink allocates
+// nothing.
+type (
+	sink0 struct{ c *conn }
+	sink1 struct{ c *conn }
+)
+
+func (k sink0) data(p []byte, t time.Time) { k.c.data(0, p, t) }
+func (k sink0) gap(n int64, t time.Time)   { k.c.gap(0, n, t) }
+func (k sink0) fin()                       { k.c.fin(0) }
+func (k sink1) data(p []byte, t time.Time) { k.c.data(1, p, t) }
+func (k sink1) gap(n int64, t time.Time)   { k.c.gap(1, n, t) }
+func (k sink1) fin()                       { k.c.fin(1) }
+
+// sink returns what side i's reassembler delivers to.
+func (c *conn) sink(i int) streamSink {
 	if i == 0 {
-		return c.key.a
+		return sink0{c}
 	}
-	return c.key.b
+	return sink1{c}
 }
+
+func (c *conn) addr(i int) netip.AddrPort { return c.key.addr(i) }
 
 // sideName returns "client" or "server" for side i, or "" while roles are unknown.
 func (c *conn) sideName(i int) string {
 	switch {
 	case c.client < 0:
 		return ""
-	case i == c.client:
+	case i == int(c.client):
 		return "client"
 	}
 	return "server"
 }
 
 func (c *conn) wsPort() bool {
-	return c.s.wsPorts[c.key.a.Port()] || c.s.wsPorts[c.key.b.Port()]
+	return c.s.wsPorts[c.key.port(0)] || c.s.wsPorts[c.key.port(1)]
 }
 
-// ignore stops following the connection. Out-of-order bytes it still holds are
-// released when they time out or the connection is forgotten (never here: ignore
-// may be called while the reassembler delivers).
+// follow returns the connection's follow state, made on first use.
+func (c *conn) follow() *follow {
+	if c.f == nil {
+		f := &follow{}
+		for i := range f.sides {
+			f.sides[i] = side{c: c, idx: i}
+		}
+		c.f = f
+	}
+	return c.f
+}
+
+// ignore stops following the connection and lets go of its follow state.
+// Out-of-order bytes it still holds are released when they time out or the
+// connection is forgotten (never here: ignore may be called while the reassembler
+// delivers).
 func (c *conn) ignore() {
 	c.state = stIgnore
-	c.queue = nil
-	for i := range c.sides {
-		sd := &c.sides[i]
-		sd.buf, sd.held, sd.holding, sd.ws = nil, nil, false, nil
-	}
+	c.f = nil
 }
 
-// data receives the next bytes of the side's stream.
-func (sd *side) data(p []byte) {
-	c := sd.c
+// data receives the next bytes of side i's stream, all there at t.
+func (c *conn) data(i int, p []byte, t time.Time) {
 	switch c.state {
 	case stNew:
-		c.classify(sd, p)
+		c.classify(i, p, t)
 	case stHTTP:
-		c.http(sd, p)
+		c.http(&c.f.sides[i], p, t)
 	case stWS:
-		sd.ws.feed(p)
+		c.f.sides[i].ws.feed(p, t)
 	}
 }
 
-// gap receives a hole of n bytes in the side's stream.
-func (sd *side) gap(n int64) {
-	c := sd.c
+// gap receives a hole of n bytes in side i's stream.
+func (c *conn) gap(i int, n int64, t time.Time) {
 	switch c.state {
 	case stNew:
 		if !c.wsPort() {
 			c.ignore()
 			return
 		}
-		c.startPortWS(sd.idx)
-		sd.ws.gap(n)
+		c.startPortWS(i, t)
+		c.f.sides[i].ws.gap(n, t)
 	case stHTTP:
-		c.httpGap(sd, n)
+		c.httpGap(&c.f.sides[i], n)
 	case stWS:
-		sd.ws.gap(n)
+		c.f.sides[i].ws.gap(n, t)
 	}
 }
 
-// fin notes that the side's stream ended; the connection ends once both have
+// fin notes that side i's stream ended; the connection ends once both have
 // (checked by the caller, outside the reassembler).
-func (sd *side) fin() {
-	sd.finished = true
-	if sd.c.finBy == "" {
-		sd.c.finBy = sd.c.sideName(sd.idx)
+func (c *conn) fin(i int) {
+	if c.finBy == 0 {
+		c.finBy = uint8(1 + i)
 	}
 }
 
-// classify decides from the first bytes what the connection carries.
-func (c *conn) classify(sd *side, p []byte) {
+// finName names who sent the first FIN, or "" while roles are unknown.
+func (c *conn) finName() string {
+	if c.finBy == 0 {
+		return ""
+	}
+	return c.sideName(int(c.finBy) - 1)
+}
+
+// classify decides from the first bytes of side i what the connection carries.
+func (c *conn) classify(i int, p []byte, t time.Time) {
 	b := p
-	if len(sd.buf) > 0 {
+	if c.f != nil && len(c.f.sides[i].buf) > 0 {
+		sd := &c.f.sides[i]
 		sd.buf = append(sd.buf, p...)
 		b = sd.buf
 	}
 	req, reqMore := looksLikeRequest(b)
 	resp, respMore := looksLikeResponse(b)
 	switch {
-	case req && c.client != 1-sd.idx:
-		c.client, c.state = sd.idx, stHTTP
-	case resp && c.client != sd.idx:
-		c.client, c.state = 1-sd.idx, stHTTP
+	case req && int(c.client) != 1-i:
+		c.client, c.state = int8(i), stHTTP
+	case resp && int(c.client) != i:
+		c.client, c.state = int8(1-i), stHTTP
 	case (reqMore || respMore) && len(b) < 32:
-		if len(sd.buf) == 0 {
+		if sd := &c.follow().sides[i]; len(sd.buf) == 0 {
 			sd.buf = append(sd.buf, p...)
 		}
 		return
 	case c.wsPort():
-		sd.buf = nil
-		c.startPortWS(sd.idx)
-		sd.ws.feed(b)
+		if c.f != nil {
+			c.f.sides[i].buf = nil
+		}
+		c.startPortWS(i, t)
+		c.f.sides[i].ws.feed(b, t)
 		return
 	default:
 		c.ignore()
 		return
 	}
+	sd := &c.follow().sides[i]
 	sd.buf = nil // b owns the bytes now
-	c.s.log.Debug("sniff: following HTTP", "client", c.addr(c.client), "server", c.addr(1-c.client))
-	c.http(sd, b)
+	c.s.log.Debug("sniff: following HTTP", "client", c.addr(int(c.client)), "server", c.addr(1-int(c.client)))
+	c.http(sd, b, t)
 }
 
 // http parses the side's HTTP/1.x messages, skipping bodies, until a WebSocket
-// upgrade succeeds.
-func (c *conn) http(sd *side, p []byte) {
+// upgrade succeeds. p was all there at t.
+func (c *conn) http(sd *side, p []byte, t time.Time) {
 	if sd.holding {
 		c.hold(sd, p)
 		return
@@ -194,7 +243,7 @@ func (c *conn) http(sd *side, p []byte) {
 			n, err := sd.body.skip(work)
 			work = work[n:]
 			if err != nil {
-				c.s.log.Debug("sniff: not following", "conn", c.addr(c.client), "err", err)
+				c.s.log.Debug("sniff: not following", "conn", c.addr(int(c.client)), "err", err)
 				c.ignore()
 			}
 			continue
@@ -211,14 +260,14 @@ func (c *conn) http(sd *side, p []byte) {
 		}
 		block := work[:e]
 		work = work[e:]
-		if sd.idx == c.client {
+		if sd.idx == int(c.client) {
 			c.request(block)
 			continue
 		}
-		if c.response(block) {
+		if c.response(block, t) {
 			// WebSocket from here on: the rest is frames.
 			if len(work) > 0 {
-				sd.ws.feed(work)
+				sd.ws.feed(work, t)
 			}
 			sd.buf = nil
 			return
@@ -239,19 +288,20 @@ func (c *conn) http(sd *side, p []byte) {
 
 // request handles a request header block from the client.
 func (c *conn) request(block []byte) {
-	if yes, _ := looksLikeRequest(block); !yes || len(c.queue) >= 64 {
+	f := c.f
+	if yes, _ := looksLikeRequest(block); !yes || len(f.queue) >= 64 {
 		c.ignore()
 		return
 	}
 	req, err := parseRequest(block)
 	if err != nil {
-		c.s.log.Debug("sniff: not following", "conn", c.addr(c.client), "err", err)
+		c.s.log.Debug("sniff: not following", "conn", c.addr(int(c.client)), "err", err)
 		c.ignore()
 		return
 	}
 	r := request{method: req.Method, upgrade: isUpgradeRequest(req), req: req}
-	c.queue = append(c.queue, r)
-	sd := &c.sides[c.client]
+	f.queue = append(f.queue, r)
+	sd := &f.sides[c.client]
 	if r.upgrade {
 		sd.holding = true
 		return
@@ -259,18 +309,19 @@ func (c *conn) request(block []byte) {
 	sd.body.set(requestBody(req))
 }
 
-// response handles a response header block from the server and reports whether it
-// switched the connection to WebSocket.
-func (c *conn) response(block []byte) bool {
+// response handles a response header block from the server, all there at t, and
+// reports whether it switched the connection to WebSocket.
+func (c *conn) response(block []byte, t time.Time) bool {
+	f := c.f
 	method := http.MethodGet
 	var front *request
-	if len(c.queue) > 0 {
-		front = &c.queue[0]
+	if len(f.queue) > 0 {
+		front = &f.queue[0]
 		method = front.method
 	}
 	resp, err := parseResponse(block, method)
 	if err != nil {
-		c.s.log.Debug("sniff: not following", "conn", c.addr(c.client), "err", err)
+		c.s.log.Debug("sniff: not following", "conn", c.addr(int(c.client)), "err", err)
 		c.ignore()
 		return false
 	}
@@ -284,20 +335,20 @@ func (c *conn) response(block []byte) bool {
 		if front != nil {
 			req = front.req
 		}
-		c.queue = nil
-		c.upgrade(req, resp)
+		f.queue = nil
+		c.upgrade(req, resp, t)
 		return true
 	case resp.StatusCode/100 == 1:
 		return false // informational: the final response follows
 	}
 	upgrade := front != nil && front.upgrade
 	if front != nil {
-		c.queue = c.queue[1:]
+		f.queue = f.queue[1:]
 	}
-	c.sides[1-c.client].body.set(responseBody(method, resp))
+	f.sides[1-c.client].body.set(responseBody(method, resp))
 	if upgrade {
 		// Refused: what the client sent after its request is HTTP again.
-		cl := &c.sides[c.client]
+		cl := &f.sides[c.client]
 		held := cl.held
 		cl.held, cl.heldLen, cl.holding = nil, 0, false
 		for _, h := range held {
@@ -307,7 +358,7 @@ func (c *conn) response(block []byte) bool {
 			if h.gap > 0 {
 				c.httpGap(cl, h.gap)
 			} else {
-				c.http(cl, h.data)
+				c.http(cl, h.data, t)
 			}
 		}
 	}
@@ -346,8 +397,9 @@ func (c *conn) httpGap(sd *side, n int64) {
 }
 
 // upgrade switches the connection to WebSocket after a 101 response to req (nil
-// when the capture began after the request).
-func (c *conn) upgrade(req *http.Request, resp *http.Response) {
+// when the capture began after the request), all there at t.
+func (c *conn) upgrade(req *http.Request, resp *http.Response, t time.Time) {
+	f := c.f
 	respExt := resp.Header.Values("Sec-WebSocket-Extensions")
 	offer := respExt
 	var u *url.URL
@@ -360,9 +412,9 @@ func (c *conn) upgrade(req *http.Request, resp *http.Response) {
 	if err != nil {
 		noDeflate, deflate = "compressed, but the permessage-deflate negotiation is not understood: "+err.Error(), false
 	}
-	for i := range c.sides {
+	for i := range f.sides {
 		sender := wsframe.Server
-		if i == c.client {
+		if i == int(c.client) {
 			sender = wsframe.Client
 		}
 		var comp *wsframe.Compression
@@ -370,78 +422,81 @@ func (c *conn) upgrade(req *http.Request, resp *http.Response) {
 			p := params.Sender(sender)
 			comp = &p
 		}
-		c.sides[i].ws = newWSDir(c, i, sender, comp, false, noDeflate)
+		f.sides[i].ws = newWSDir(c, i, sender, comp, false, noDeflate)
 	}
-	c.open(pc)
-	cl := &c.sides[c.client]
+	c.open(pc, t)
+	cl := &f.sides[c.client]
 	if req == nil {
 		cl.ws.startMidStream()
 	}
 	held, rest := cl.held, cl.buf
 	cl.held, cl.heldLen, cl.holding, cl.buf = nil, 0, false, nil
+	// What the client sent after its request could be read only now: it is
+	// stamped with the response.
 	for _, h := range held {
 		if h.gap > 0 {
-			cl.ws.gap(h.gap)
+			cl.ws.gap(h.gap, t)
 		} else {
-			cl.ws.feed(h.data)
+			cl.ws.feed(h.data, t)
 		}
 	}
 	if len(rest) > 0 {
-		cl.ws.feed(rest)
+		cl.ws.feed(rest, t)
 	}
 }
 
 // startPortWS treats the connection as WebSocket because of its port (--ws-port):
 // no handshake, so the extensions are unknown (RSV1 is expected: compressed
 // messages are reported undecodable); a stream that did not start at its SYN may start
-// anywhere in a frame. first is the side whose bytes decided it.
-func (c *conn) startPortWS(first int) {
+// anywhere in a frame. first is the side whose bytes decided it, at t.
+func (c *conn) startPortWS(first int, t time.Time) {
+	f := c.follow()
 	if c.client < 0 {
-		a, b := c.s.wsPorts[c.key.a.Port()], c.s.wsPorts[c.key.b.Port()]
+		a, b := c.s.wsPorts[c.key.port(0)], c.s.wsPorts[c.key.port(1)]
 		switch {
 		case a && !b:
 			c.client = 1
 		case b && !a:
 			c.client = 0
 		default:
-			c.client = first // the first to speak
+			c.client = int8(first) // the first to speak
 		}
 	}
-	for i := range c.sides {
+	for i := range f.sides {
 		sender := wsframe.Server
-		if i == c.client {
+		if i == int(c.client) {
 			sender = wsframe.Client
 		}
-		c.sides[i].ws = newWSDir(c, i, sender, nil, true,
+		f.sides[i].ws = newWSDir(c, i, sender, nil, true,
 			"compressed (RSV1), but the handshake is not in the capture: the permessage-deflate parameters are unknown")
-		c.sides[i].ws.checkStart = true
+		f.sides[i].ws.checkStart = true
 	}
 	// No handshake, so no path: the URL names the server only.
-	c.open(handshake.NewConn(plugins.Sniff, "", &url.URL{Scheme: "ws", Host: c.addr(1 - c.client).String()}, nil, nil))
-	for i := range c.sides {
-		if sd := &c.sides[i]; len(sd.buf) > 0 {
+	c.open(handshake.NewConn(plugins.Sniff, "", &url.URL{Scheme: "ws", Host: c.addr(1 - int(c.client)).String()}, nil, nil), t)
+	for i := range f.sides {
+		if sd := &f.sides[i]; len(sd.buf) > 0 {
 			b := sd.buf
 			sd.buf = nil
-			sd.ws.feed(b)
+			sd.ws.feed(b, t)
 		}
 	}
 }
 
-// open announces a new WebSocket connection.
-func (c *conn) open(pc *plugins.Conn) {
+// open announces a new WebSocket connection, at t.
+func (c *conn) open(pc *plugins.Conn, t time.Time) {
 	s := c.s
+	s.others.remove(c)
 	c.state = stWS
+	s.wsConns.push(c)
 	pc.ID = s.ids.Next()
-	pc.Client = net.TCPAddrFromAddrPort(c.addr(c.client))
-	pc.Server = net.TCPAddrFromAddrPort(c.addr(1 - c.client))
-	c.pc = pc
-	for i := range c.sides {
-		if d := c.sides[i].ws; d != nil {
+	pc.Client = net.TCPAddrFromAddrPort(c.addr(int(c.client)))
+	pc.Server = net.TCPAddrFromAddrPort(c.addr(1 - int(c.client)))
+	c.f.pc = pc
+	for i := range c.f.sides {
+		if d := c.f.sides[i].ws; d != nil {
 			d.st = s.pipeline.Stream(pc, d.dir)
 		}
 	}
-	c.list.remove(c)
-	s.wsConns.push(c)
 	s.stats.Connections++
-	s.pipeline.Open(s.ctxOrBackground(), pc, s.pktTime)
+	s.pipeline.Open(s.ctxOrBackground(), pc, t)
 }

@@ -137,14 +137,18 @@ func checkBounds(t *testing.T, s *Sniffer) {
 	if s.buffered > s.cfg.MaxBufferedTotal {
 		t.Fatalf("%d out-of-order bytes held, limit %d", s.buffered, s.cfg.MaxBufferedTotal)
 	}
-	for _, c := range s.conns {
-		for i := range c.sides {
-			sd := &c.sides[i]
-			if sd.r.pendingBytes > s.cfg.MaxBuffered {
-				t.Fatalf("%d out-of-order bytes in one direction, limit %d", sd.r.pendingBytes, s.cfg.MaxBuffered)
-			}
-			if len(sd.buf) > maxHeaderBlock+1500 || sd.heldLen > maxHeld {
-				t.Fatalf("HTTP buffers: %d header bytes, %d held", len(sd.buf), sd.heldLen)
+	for _, l := range []*connList{&s.wsConns, &s.others} {
+		for c := l.head; c != nil; c = c.next {
+			for i := range c.r {
+				if n := c.r[i].pendingBytes(); n > s.cfg.MaxBuffered {
+					t.Fatalf("%d out-of-order bytes in one direction, limit %d", n, s.cfg.MaxBuffered)
+				}
+				if c.f == nil {
+					continue
+				}
+				if sd := &c.f.sides[i]; len(sd.buf) > maxHeaderBlock+1500 || sd.heldLen > maxHeld {
+					t.Fatalf("HTTP buffers: %d header bytes, %d held", len(sd.buf), sd.heldLen)
+				}
 			}
 		}
 	}

@@ -7,11 +7,14 @@ import (
 
 // streamSink receives one direction of a TCP connection as an ordered byte stream.
 type streamSink interface {
-	// data delivers the next bytes of the stream. p is only valid during the call,
-	// and the sink may modify it in place.
-	data(p []byte)
-	// gap reports that the next n bytes of the stream are missing from the capture.
-	gap(n int64)
+	// data delivers the next bytes of the stream. t is the capture time at which
+	// they were all there: that of the latest packet among them and the bytes
+	// before them since the last gap (the packet that filled the last hole). p is
+	// only valid during the call, and the sink may modify it in place.
+	data(p []byte, t time.Time)
+	// gap reports that the next n bytes of the stream are missing from the
+	// capture; t is when the bytes after them arrived.
+	gap(n int64, t time.Time)
 	// fin reports that the sender closed its direction (FIN) and every byte before
 	// it was delivered.
 	fin()
@@ -24,21 +27,33 @@ type streamSink interface {
 // or until the Sniffer gives up on those bytes (buffer limits, a timeout, the end of
 // the connection) and reports them as a gap.
 //
+// Every connection seen has two, so it is small: the waiting segments are
+// allocated only while there are some.
+//
 // Sequence numbers wrap (RFC 9293 §3.4): they are compared through the sign of
 // their 32-bit difference.
 type reassembler struct {
-	started bool   // next is known
-	fromSYN bool   // the stream started at its SYN: byte 0 was seen
-	next    uint32 // sequence number of the next byte to deliver
-	finSet  bool
-	finSeq  uint32 // sequence number of the FIN
-	done    bool   // the FIN was reached
-
-	pending      []pendingSeg // out of order, sorted by seq
-	pendingBytes int
+	q      *segQueue // segments waiting; nil when none
+	next   uint32    // sequence number of the next byte to deliver, once started
+	finSeq uint32    // sequence number of the FIN, once finSet
+	flags  uint8
 }
 
-// pendingSeg is an out-of-order segment waiting for the bytes before it.
+// reassembler flags.
+const (
+	rStarted uint8 = 1 << iota // anchored: next is known
+	rFromSYN                   // the stream starts at its SYN: byte 0 was seen
+	rFinSet
+	rDone // the FIN was reached
+)
+
+// segQueue holds the segments of a direction that wait, sorted by seq.
+type segQueue struct {
+	segs  []pendingSeg
+	bytes int
+}
+
+// pendingSeg is a segment waiting for the bytes before it.
 type pendingSeg struct {
 	seq     uint32
 	data    []byte // a copy
@@ -49,85 +64,114 @@ type pendingSeg struct {
 // diff returns a-b as a signed distance in sequence space.
 func diff(a, b uint32) int64 { return int64(int32(a - b)) }
 
-// add takes one segment that arrived at now.
+func (r *reassembler) is(f uint8) bool { return r.flags&f != 0 }
+
+// pendingBytes returns the bytes of the waiting segments.
+func (r *reassembler) pendingBytes() int {
+	if r.q == nil {
+		return 0
+	}
+	return r.q.bytes
+}
+
+// add takes one segment that arrived at now, the capture time of its packet.
 func (r *reassembler) add(seg *segment, now time.Time, sink streamSink) {
 	seq := seg.seq
 	if seg.syn {
 		seq++ // the SYN occupies one sequence number
-		if !r.started {
-			r.started, r.fromSYN, r.next = true, true, seq
+		if !r.is(rStarted) {
+			r.flags |= rStarted | rFromSYN
+			r.next = seq
 		}
 	}
-	if !r.started {
+	if !r.is(rStarted) {
 		// Capture started mid-connection: the stream starts here.
-		r.started, r.next = true, seq
+		r.flags |= rStarted
+		r.next = seq
 	}
-	if r.done {
+	if r.is(rDone) {
 		return
 	}
 	size := len(seg.payload) + seg.missing
-	if seg.fin && !r.finSet {
-		r.finSet, r.finSeq = true, seq+uint32(size)
+	if seg.fin && !r.is(rFinSet) {
+		r.flags |= rFinSet
+		r.finSeq = seq + uint32(size)
 	}
-	if diff(seq, r.next) > 0 {
-		if size > 0 {
-			r.insert(pendingSeg{seq: seq, data: append([]byte(nil), seg.payload...), missing: seg.missing, at: now})
-		}
-		return
+	var t time.Time
+	switch {
+	case r.is(rStarted) && diff(seq, r.next) <= 0:
+		r.deliver(seq, seg.payload, seg.missing, now, sink)
+		t = now
+	case size > 0:
+		r.insert(pendingSeg{seq: seq, data: append([]byte(nil), seg.payload...), missing: seg.missing, at: now})
 	}
-	r.deliver(seq, seg.payload, seg.missing, sink)
-	r.drain(sink)
-	r.checkFin(sink)
+	if r.is(rStarted) {
+		r.drain(t, sink)
+		r.checkFin(sink)
+	}
 }
 
 // deliver passes on the part of a segment at seq that is not delivered yet; the
-// segment must not start after r.next.
-func (r *reassembler) deliver(seq uint32, data []byte, missing int, sink streamSink) {
+// segment must not start after r.next. t is when its bytes were all there.
+func (r *reassembler) deliver(seq uint32, data []byte, missing int, t time.Time, sink streamSink) {
 	skip := -diff(seq, r.next) // bytes already delivered
 	if skip < int64(len(data)) {
 		p := data[skip:]
 		r.next += uint32(len(p))
-		sink.data(p)
+		sink.data(p, t)
 		skip = 0
 	} else {
 		skip -= int64(len(data))
 	}
 	if m := int64(missing) - skip; m > 0 {
 		r.next += uint32(m)
-		sink.gap(m)
+		sink.gap(m, t)
 	}
 }
 
-// insert adds a pending segment in order.
+// insert adds a waiting segment in order.
 func (r *reassembler) insert(p pendingSeg) {
-	i := len(r.pending)
-	for i > 0 && diff(r.pending[i-1].seq, p.seq) > 0 {
+	if r.q == nil {
+		r.q = &segQueue{}
+	}
+	q := r.q
+	i := len(q.segs)
+	for i > 0 && diff(q.segs[i-1].seq, p.seq) > 0 {
 		i--
 	}
-	r.pending = slices.Insert(r.pending, i, p)
-	r.pendingBytes += len(p.data)
+	q.segs = slices.Insert(q.segs, i, p)
+	q.bytes += len(p.data)
 }
 
-// drain delivers the pending segments that the stream has reached.
-func (r *reassembler) drain(sink streamSink) {
+// drain delivers the waiting segments that the stream has reached. t is when the
+// bytes before them were all there (zero after a gap or at the start): each is
+// delivered at the later of t and its own arrival.
+func (r *reassembler) drain(t time.Time, sink streamSink) {
+	q := r.q
+	if q == nil {
+		return
+	}
 	n := 0
-	for n < len(r.pending) && diff(r.pending[n].seq, r.next) <= 0 {
-		p := r.pending[n]
-		r.deliver(p.seq, p.data, p.missing, sink)
-		r.pendingBytes -= len(p.data)
-		r.pending[n] = pendingSeg{}
+	for n < len(q.segs) && diff(q.segs[n].seq, r.next) <= 0 {
+		p := q.segs[n]
+		if p.at.After(t) {
+			t = p.at
+		}
+		r.deliver(p.seq, p.data, p.missing, t, sink)
+		q.bytes -= len(p.data)
+		q.segs[n] = pendingSeg{}
 		n++
 	}
 	if n > 0 {
-		r.pending = r.pending[:copy(r.pending, r.pending[n:])]
-		if len(r.pending) == 0 && cap(r.pending) > 64 {
-			r.pending = nil
+		q.segs = q.segs[:copy(q.segs, q.segs[n:])]
+		if len(q.segs) == 0 {
+			r.q = nil
 		}
 	}
 }
 
-// flush gives up waiting: the bytes missing before each pending segment are
-// reported as gaps and everything pending is delivered.
+// flush gives up waiting: the bytes missing before each waiting segment are
+// reported as gaps and everything waiting is delivered.
 func (r *reassembler) flush(sink streamSink) {
 	r.flushBefore(time.Time{}, sink)
 }
@@ -136,23 +180,27 @@ func (r *reassembler) flush(sink streamSink) {
 // zero): a hole was noticed when the first segment after it arrived. Holes noticed
 // later may still be filled by segments that are merely late.
 func (r *reassembler) flushBefore(cutoff time.Time, sink streamSink) {
-	for len(r.pending) > 0 {
+	for r.q != nil {
 		if !cutoff.IsZero() && r.oldest().After(cutoff) {
 			break
 		}
-		if d := diff(r.pending[0].seq, r.next); d > 0 {
-			r.next = r.pending[0].seq
-			sink.gap(d)
+		first := r.q.segs[0]
+		if d := diff(first.seq, r.next); d > 0 {
+			r.next = first.seq
+			sink.gap(d, first.at)
 		}
-		r.drain(sink)
+		r.drain(time.Time{}, sink)
 	}
 	r.checkFin(sink)
 }
 
-// oldest returns when the earliest of the pending segments arrived.
+// oldest returns when the earliest of the waiting segments arrived.
 func (r *reassembler) oldest() time.Time {
 	var t time.Time
-	for i, p := range r.pending {
+	if r.q == nil {
+		return t
+	}
+	for i, p := range r.q.segs {
 		if i == 0 || p.at.Before(t) {
 			t = p.at
 		}
@@ -161,8 +209,8 @@ func (r *reassembler) oldest() time.Time {
 }
 
 func (r *reassembler) checkFin(sink streamSink) {
-	if r.finSet && !r.done && diff(r.next, r.finSeq) >= 0 {
-		r.done = true
+	if r.is(rFinSet) && r.is(rStarted) && !r.is(rDone) && diff(r.next, r.finSeq) >= 0 {
+		r.flags |= rDone
 		sink.fin()
 	}
 }

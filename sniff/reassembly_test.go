@@ -11,9 +11,9 @@ import (
 // tape records what a reassembler delivers.
 type tape struct{ strings.Builder }
 
-func (t *tape) data(p []byte) { t.Write(p) }
-func (t *tape) gap(n int64)   { fmt.Fprintf(t, "[gap %d]", n) }
-func (t *tape) fin()          { t.WriteString("[fin]") }
+func (t *tape) data(p []byte, _ time.Time) { t.Write(p) }
+func (t *tape) gap(n int64, _ time.Time)   { fmt.Fprintf(t, "[gap %d]", n) }
+func (t *tape) fin()                       { t.WriteString("[fin]") }
 
 func TestReassembler(t *testing.T) {
 	base := time.Unix(1000, 0)
@@ -56,8 +56,8 @@ func TestReassembler(t *testing.T) {
 			if out.String() != tc.want {
 				t.Errorf("got %q, want %q", out.String(), tc.want)
 			}
-			if !tc.flush && len(r.pending) != 0 {
-				t.Errorf("%d segments still pending", len(r.pending))
+			if !tc.flush && r.q != nil {
+				t.Errorf("%d segments still pending", len(r.q.segs))
 			}
 		})
 	}
@@ -78,8 +78,8 @@ func TestReassemblerFlushBefore(t *testing.T) {
 		t.Fatalf("after the first timeout: %q", got)
 	}
 	r.add(&segment{seq: 107, payload: []byte("hij")}, base.Add(5100*time.Millisecond), &out) // late, not lost
-	if got := out.String(); got != "ab[gap 3]fghijkl" || r.pendingBytes != 0 {
-		t.Fatalf("got %q, %d pending", got, r.pendingBytes)
+	if got := out.String(); got != "ab[gap 3]fghijkl" || r.pendingBytes() != 0 {
+		t.Fatalf("got %q, %d pending", got, r.pendingBytes())
 	}
 }
 

@@ -2,7 +2,9 @@ package sniff
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -102,12 +104,14 @@ type Sniffer struct {
 	pipeline *plugins.Pipeline
 	wsPorts  map[uint16]bool
 	dec      *packetDecoder
-	conns    map[connKey]*conn
-	wsConns  connList // WebSocket connections, least recently active first
-	others   connList // every other connection
-	waiting  map[*side]struct{}
+	conns    map[uint64]*conn // by the hash of their key, chained through hnext
+	nconns   int
+	seed     maphash.Seed
+	wsConns  connList            // WebSocket connections, least recently active first
+	others   connList            // every other connection
+	waiting  map[sideRef]int     // directions holding waiting segments: their bytes as counted in buffered
 	hunting  map[*wsDir]struct{} // directions resynchronising after a gap
-	buffered int                 // out-of-order bytes of all connections
+	buffered int                 // waiting bytes of all connections
 	log      *slog.Logger
 
 	ctx      context.Context // of the current Packet or Flush call
@@ -143,8 +147,8 @@ func New(cfg Config) *Sniffer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sniffer{cfg: cfg, obs: plugins.Observers(cfg.Observers), dec: newPacketDecoder(), conns: map[connKey]*conn{},
-		waiting: map[*side]struct{}{}, hunting: map[*wsDir]struct{}{}, wsPorts: map[uint16]bool{}, log: cfg.Logger}
+	s := &Sniffer{cfg: cfg, obs: plugins.Observers(cfg.Observers), dec: newPacketDecoder(), conns: map[uint64]*conn{},
+		seed: maphash.MakeSeed(), waiting: map[sideRef]int{}, hunting: map[*wsDir]struct{}{}, wsPorts: map[uint16]bool{}, log: cfg.Logger}
 	s.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: s.obs, MaxHookMessage: cfg.MaxHookMessage}
 	for _, p := range cfg.WSPorts {
 		s.wsPorts[p] = true
@@ -227,9 +231,9 @@ func (s *Sniffer) tick() {
 	s.lastTick = s.now
 	cutoff := s.now.Add(-s.cfg.ReorderTimeout)
 	s.dec.frags.discard(cutoff)
-	for sd := range s.waiting {
-		if !sd.r.oldest().After(cutoff) {
-			s.flushSideBefore(sd, cutoff)
+	for w := range s.waiting {
+		if !w.c.r[w.i].oldest().After(cutoff) {
+			s.flushSideBefore(w.c, w.i, cutoff)
 		}
 	}
 	for d := range s.hunting {
@@ -237,28 +241,63 @@ func (s *Sniffer) tick() {
 			d.idle()
 		}
 	}
-	for c := s.others.head; c != nil && s.now.Sub(c.last) >= s.cfg.IdleTimeout; c = s.others.head {
+	idle := s.now.Add(-s.cfg.IdleTimeout).UnixNano()
+	for c := s.others.head; c != nil && c.last <= idle; c = s.others.head {
 		s.endConn(c, "capture")
 		s.removeConn(c)
 	}
 }
 
-// connKey identifies a TCP connection: its two endpoints, the smaller first.
-type connKey struct{ a, b netip.AddrPort }
+// connKey identifies a TCP connection: its two endpoints, the smaller first, each
+// as its IPv6 (or IPv4-mapped) address and its port. It is 36 bytes where two
+// netip.AddrPort take 64: every connection in the table keeps one.
+type connKey [36]byte
 
 // keyOf returns the key of the connection a segment from src to dst belongs to,
-// and the index of the sender's side (0 when it is key.a).
+// and the index of the sender's side (0 when it is the key's first endpoint).
 func keyOf(src, dst netip.AddrPort) (connKey, int) {
-	if src.Compare(dst) <= 0 {
-		return connKey{src, dst}, 0
+	i := 0
+	if src.Compare(dst) > 0 {
+		src, dst, i = dst, src, 1
 	}
-	return connKey{dst, src}, 1
+	var k connKey
+	a, b := src.Addr().As16(), dst.Addr().As16()
+	copy(k[0:16], a[:])
+	copy(k[16:32], b[:])
+	binary.BigEndian.PutUint16(k[32:], src.Port())
+	binary.BigEndian.PutUint16(k[34:], dst.Port())
+	return k, i
+}
+
+// addr returns the endpoint of side i. Addresses were unmapped when decoded, so
+// an IPv4-mapped one is IPv4.
+func (k *connKey) addr(i int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(k[16*i:16*i+16])).Unmap(), k.port(i))
+}
+
+// port returns the port of side i.
+func (k *connKey) port(i int) uint16 { return binary.BigEndian.Uint16(k[32+2*i:]) }
+
+// sideRef names one direction of a connection.
+type sideRef struct {
+	c *conn
+	i int
+}
+
+// lookup returns the connection with key k, which hashes to h, or nil.
+func (s *Sniffer) lookup(h uint64, k *connKey) *conn {
+	c := s.conns[h]
+	for c != nil && c.key != *k {
+		c = c.hnext
+	}
+	return c
 }
 
 // tcp follows one segment.
 func (s *Sniffer) tcp(seg *segment) {
 	key, i := keyOf(seg.src, seg.dst)
-	c := s.conns[key]
+	h := maphash.Bytes(s.seed, key[:])
+	c := s.lookup(h, &key)
 	if c != nil && c.state == stClosed && seg.syn && !seg.ack {
 		s.removeConn(c) // the 4-tuple is used again
 		c = nil
@@ -267,10 +306,10 @@ func (s *Sniffer) tcp(seg *segment) {
 		if seg.rst || (!seg.syn && len(seg.payload) == 0 && seg.missing == 0 && !seg.fin) {
 			return // nothing to follow
 		}
-		c = s.newConn(key)
+		c = s.newConn(h, &key)
 	}
-	c.last = s.now
-	c.list.touch(c)
+	c.last = s.now.UnixNano()
+	s.listOf(c).touch(c)
 	switch c.state {
 	case stClosed:
 		return
@@ -282,28 +321,27 @@ func (s *Sniffer) tcp(seg *segment) {
 	}
 	if seg.syn && c.client < 0 {
 		if seg.ack {
-			c.client = 1 - i
+			c.client = int8(1 - i)
 		} else {
-			c.client = i
+			c.client = int8(i)
 		}
 	}
 	if seg.rst {
 		s.endConn(c, c.sideName(i))
 		return
 	}
-	sd := &c.sides[i]
-	sd.r.add(seg, s.now, sd)
-	s.account(sd)
-	if c.sides[0].finished && c.sides[1].finished {
-		s.endConn(c, c.finBy)
+	c.r[i].add(seg, s.pktTime, c.sink(i))
+	s.account(c, i)
+	if c.r[0].is(rDone) && c.r[1].is(rDone) {
+		s.endConn(c, c.finName())
 		return
 	}
-	if sd.r.pendingBytes > s.cfg.MaxBuffered {
-		s.flushSide(sd)
+	if c.r[i].pendingBytes() > s.cfg.MaxBuffered {
+		s.flushSide(c, i)
 	}
 	if s.buffered > s.cfg.MaxBufferedTotal {
 		for w := range s.waiting {
-			s.flushSide(w)
+			s.flushSide(w.c, w.i)
 			if s.buffered <= s.cfg.MaxBufferedTotal/2 {
 				break
 			}
@@ -311,40 +349,45 @@ func (s *Sniffer) tcp(seg *segment) {
 	}
 }
 
-// account keeps the total of out-of-order bytes and the set of sides holding some
-// in step with sd.
-func (s *Sniffer) account(sd *side) {
-	s.buffered += sd.r.pendingBytes - sd.accounted
-	sd.accounted = sd.r.pendingBytes
-	switch {
-	case sd.accounted > 0 && !sd.waiting:
-		sd.waiting = true
-		s.waiting[sd] = struct{}{}
-	case sd.accounted == 0 && sd.waiting:
-		sd.waiting = false
-		delete(s.waiting, sd)
-	}
-}
-
-// flushSide gives up on the bytes missing before sd's out-of-order segments.
-func (s *Sniffer) flushSide(sd *side) {
-	s.flushSideBefore(sd, time.Time{})
-}
-
-// flushSideBefore gives up on the holes in sd's stream noticed before cutoff (all
-// when cutoff is zero).
-func (s *Sniffer) flushSideBefore(sd *side, cutoff time.Time) {
-	if sd.flushing {
+// account keeps the total of waiting bytes and the set of directions holding some
+// in step with side i of c.
+func (s *Sniffer) account(c *conn, i int) {
+	n := c.r[i].pendingBytes()
+	bit := cWaiting << i
+	if n == 0 && c.flags&bit == 0 {
 		return
 	}
-	sd.flushing = true
-	sd.r.flushBefore(cutoff, sd)
-	sd.flushing = false
-	s.account(sd)
+	w := sideRef{c, i}
+	s.buffered += n - s.waiting[w]
+	if n > 0 {
+		s.waiting[w] = n
+		c.flags |= bit
+	} else {
+		delete(s.waiting, w)
+		c.flags &^= bit
+	}
 }
 
-func (s *Sniffer) newConn(key connKey) *conn {
-	if len(s.conns) >= s.cfg.MaxConns {
+// flushSide gives up on the bytes missing before side i's waiting segments.
+func (s *Sniffer) flushSide(c *conn, i int) {
+	s.flushSideBefore(c, i, time.Time{})
+}
+
+// flushSideBefore gives up on the holes in side i's stream noticed before cutoff
+// (all when cutoff is zero).
+func (s *Sniffer) flushSideBefore(c *conn, i int, cutoff time.Time) {
+	bit := cFlushing << i
+	if c.flags&bit != 0 {
+		return
+	}
+	c.flags |= bit
+	c.r[i].flushBefore(cutoff, c.sink(i))
+	c.flags &^= bit
+	s.account(c, i)
+}
+
+func (s *Sniffer) newConn(h uint64, key *connKey) *conn {
+	if s.nconns >= s.cfg.MaxConns {
 		victim := s.others.head
 		if victim == nil {
 			victim = s.wsConns.head
@@ -354,30 +397,45 @@ func (s *Sniffer) newConn(key connKey) *conn {
 			s.removeConn(victim)
 		}
 	}
-	c := &conn{s: s, key: key, client: -1}
-	for i := range c.sides {
-		c.sides[i] = side{c: c, idx: i}
-	}
-	s.conns[key] = c
+	c := &conn{s: s, key: *key, client: -1, hnext: s.conns[h]}
+	s.conns[h] = c
+	s.nconns++
 	s.others.push(c)
 	s.stats.TCPConns++
 	return c
 }
 
 func (s *Sniffer) removeConn(c *conn) {
-	if s.conns[c.key] == c {
-		delete(s.conns, c.key)
-	}
-	for i := range c.sides {
-		sd := &c.sides[i]
-		if sd.waiting {
-			sd.r.pending, sd.r.pendingBytes = nil, 0
-			s.account(sd)
+	h := maphash.Bytes(s.seed, c.key[:])
+	switch p := s.conns[h]; {
+	case p == c && c.hnext == nil:
+		delete(s.conns, h)
+		s.nconns--
+	case p == c:
+		s.conns[h] = c.hnext
+		s.nconns--
+	default:
+		for ; p != nil && p.hnext != c; p = p.hnext {
+		}
+		if p != nil {
+			p.hnext = c.hnext
+			s.nconns--
 		}
 	}
-	if c.list != nil {
-		c.list.remove(c)
+	c.hnext = nil
+	for i := range c.r {
+		c.r[i].q = nil
+		s.account(c, i)
 	}
+	s.listOf(c).remove(c)
+}
+
+// listOf returns the list c is in.
+func (s *Sniffer) listOf(c *conn) *connList {
+	if c.state == stWS {
+		return &s.wsConns
+	}
+	return &s.others
 }
 
 // endConn ends a connection: out-of-order bytes still waiting are delivered after a
@@ -387,32 +445,26 @@ func (s *Sniffer) endConn(c *conn, by string) {
 	if c.state == stClosed {
 		return
 	}
-	c.ending = true
-	for i := range c.sides {
-		s.flushSide(&c.sides[i])
+	for i := range c.r {
+		s.flushSide(c, i)
 	}
 	if c.state == stWS {
-		for i := range c.sides {
-			if d := c.sides[i].ws; d != nil {
+		f := c.f
+		for i := range f.sides {
+			if d := f.sides[i].ws; d != nil {
 				d.end()
 			}
 		}
-		ev := c.closeEv
-		if !c.closeSeen {
+		ev := f.closeEv
+		if !f.closeSeen {
 			ev = plugins.CloseEvent{Time: s.pktTime, Code: wsframe.CloseAbnormal, By: by}
 		}
-		s.pipeline.Close(s.ctxOrBackground(), c.pc, ev)
-	}
-	c.state = stClosed
-	for i := range c.sides {
-		sd := &c.sides[i]
-		sd.ws, sd.buf, sd.held = nil, nil, nil
-	}
-	c.queue = nil
-	if c.list == &s.wsConns {
+		s.pipeline.Close(s.ctxOrBackground(), f.pc, ev)
 		s.wsConns.remove(c)
 		s.others.push(c)
 	}
+	c.state = stClosed
+	c.f = nil
 }
 
 func (s *Sniffer) ctxOrBackground() context.Context {
@@ -426,7 +478,7 @@ func (s *Sniffer) ctxOrBackground() context.Context {
 type connList struct{ head, tail *conn }
 
 func (l *connList) push(c *conn) {
-	c.list, c.prev, c.next = l, l.tail, nil
+	c.prev, c.next = l.tail, nil
 	if l.tail != nil {
 		l.tail.next = c
 	} else {
@@ -446,7 +498,7 @@ func (l *connList) remove(c *conn) {
 	} else {
 		l.tail = c.prev
 	}
-	c.list, c.prev, c.next = nil, nil, nil
+	c.prev, c.next = nil, nil
 }
 
 // touch moves c to the end of its list (most recently active).

@@ -43,7 +43,7 @@ type wsDir struct {
 }
 
 func newWSDir(c *conn, i int, sender wsframe.Side, comp *wsframe.Compression, rsv1 bool, noDeflate string) *wsDir {
-	d := &wsDir{c: c, sd: &c.sides[i], dir: plugins.ClientToServer, noDeflate: noDeflate}
+	d := &wsDir{c: c, sd: &c.f.sides[i], dir: plugins.ClientToServer, noDeflate: noDeflate}
 	if sender == wsframe.Server {
 		d.dir = plugins.ServerToClient
 	}
@@ -82,11 +82,11 @@ func (d *wsDir) watchHunt() {
 	}
 }
 
-// feed decodes the next bytes of the stream.
-func (d *wsDir) feed(p []byte) {
+// feed decodes the next bytes of the stream, all there at t.
+func (d *wsDir) feed(p []byte, t time.Time) {
 	if d.checkStart {
 		d.checkStart = false
-		if !d.sd.r.fromSYN {
+		if !d.c.r[d.sd.idx].is(rFromSYN) {
 			d.dec.StartMidStream()
 		}
 	}
@@ -111,7 +111,7 @@ func (d *wsDir) end() {
 func (d *wsDir) Resync(skipped int64) {
 	s := d.c.s
 	s.stats.Resyncs++
-	s.obs.Resync(d.c.pc, d.dir, s.pktTime, skipped)
+	s.obs.Resync(d.c.f.pc, d.dir, s.pktTime, skipped)
 }
 
 // Error reports a protocol error, after which the decoder resynchronises, or a
@@ -119,12 +119,12 @@ func (d *wsDir) Resync(skipped int64) {
 func (d *wsDir) Error(err error) {
 	s := d.c.s
 	s.stats.Errors++
-	s.obs.StreamError(d.c.pc, d.dir, s.pktTime, err)
+	s.obs.StreamError(d.c.f.pc, d.dir, s.pktTime, err)
 }
 
 // gap handles n bytes lost from the stream: the message in progress is lost, and
 // under context takeover the inflate window is no longer known.
-func (d *wsDir) gap(n int64) {
+func (d *wsDir) gap(n int64, t time.Time) {
 	d.checkStart = false
 	lost := d.dec.Gap(n)
 	d.watchHunt()
@@ -138,7 +138,7 @@ func (d *wsDir) gap(n int64) {
 	if lost {
 		s.stats.LostMessages++
 	}
-	s.obs.Gap(d.c.pc, d.dir, s.pktTime, n, lost)
+	s.obs.Gap(d.c.f.pc, d.dir, s.pktTime, n, lost)
 }
 
 // Message handles a message the decoder completed (wsframe.DecodeHandler).
@@ -146,8 +146,8 @@ func (d *wsDir) Message(m *wsframe.Message) {
 	c, s := d.c, d.c.s
 	if m.Opcode.IsControl() {
 		rec, ev, isClose := d.st.Control(m, s.pktTime)
-		if isClose && !c.closeSeen {
-			c.closeSeen, c.closeEv = true, ev
+		if isClose && !c.f.closeSeen {
+			c.f.closeSeen, c.f.closeEv = true, ev
 		}
 		s.stats.Messages++
 		s.stats.MessageBytes += rec.Len
@@ -165,7 +165,7 @@ func (d *wsDir) Message(m *wsframe.Message) {
 	}
 	rec, _, err := d.st.Message(s.ctxOrBackground(), m, s.pktTime)
 	if err != nil {
-		s.log.Error("sniff: hook chain", "conn", c.pc.ID, "err", err)
+		s.log.Error("sniff: hook chain", "conn", c.f.pc.ID, "err", err)
 	}
 	s.stats.Messages++
 	s.stats.MessageBytes += rec.Len
