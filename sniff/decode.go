@@ -15,6 +15,7 @@ import (
 type segment struct {
 	src, dst           netip.AddrPort
 	seq                uint32
+	ackNum             uint32 // the acknowledgment number, when ack
 	syn, ack, fin, rst bool
 	payload            []byte
 	// missing is how many payload bytes the capture cut off (snap length): they
@@ -160,7 +161,7 @@ func (d *packetDecoder) decode(data []byte, ci *gopacket.CaptureInfo, lt layers.
 		return false
 	}
 	t := &d.tcp
-	seg.seq, seg.syn, seg.ack, seg.fin, seg.rst = t.Seq, t.SYN, t.ACK, t.FIN, t.RST
+	seg.seq, seg.ackNum, seg.syn, seg.ack, seg.fin, seg.rst = t.Seq, t.Ack, t.SYN, t.ACK, t.FIN, t.RST
 	seg.payload = t.Payload
 	seg.missing = 0
 	if cut := ci.Length - ci.CaptureLength; cut > 0 && p.Truncated {

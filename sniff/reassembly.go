@@ -27,6 +27,11 @@ type streamSink interface {
 // or until the Sniffer gives up on those bytes (buffer limits, a timeout, the end of
 // the connection) and reports them as a gap.
 //
+// The stream starts at its SYN. Without one, segments wait (a bounded window, see
+// [anchorWindow]) before the stream is anchored at the earliest of them: a capture
+// that reorders packets may show the SYN, or the first data segment, after later
+// ones. The peer's SYN-ACK also tells where the stream starts ([reassembler.startAt]).
+//
 // Every connection seen has two, so it is small: the waiting segments are
 // allocated only while there are some.
 //
@@ -74,6 +79,9 @@ func (r *reassembler) pendingBytes() int {
 	return r.q.bytes
 }
 
+// unanchored reports whether segments wait for the stream's start to be known.
+func (r *reassembler) unanchored() bool { return !r.is(rStarted) && r.q != nil }
+
 // add takes one segment that arrived at now, the capture time of its packet.
 func (r *reassembler) add(seg *segment, now time.Time, sink streamSink) {
 	seq := seg.seq
@@ -83,11 +91,6 @@ func (r *reassembler) add(seg *segment, now time.Time, sink streamSink) {
 			r.flags |= rStarted | rFromSYN
 			r.next = seq
 		}
-	}
-	if !r.is(rStarted) {
-		// Capture started mid-connection: the stream starts here.
-		r.flags |= rStarted
-		r.next = seq
 	}
 	if r.is(rDone) {
 		return
@@ -109,6 +112,36 @@ func (r *reassembler) add(seg *segment, now time.Time, sink streamSink) {
 		r.drain(t, sink)
 		r.checkFin(sink)
 	}
+}
+
+// startAt anchors the stream at seq, the peer's acknowledgment of its SYN, unless
+// it is anchored already.
+func (r *reassembler) startAt(seq uint32, sink streamSink) {
+	if r.is(rStarted) {
+		return
+	}
+	r.flags |= rStarted | rFromSYN
+	r.next = seq
+	r.drain(time.Time{}, sink)
+	r.checkFin(sink)
+}
+
+// anchorFirst anchors a stream still waiting for its start at its earliest
+// segment, without delivering it.
+func (r *reassembler) anchorFirst() {
+	if r.unanchored() {
+		r.flags |= rStarted
+		r.next = r.q.segs[0].seq
+	}
+}
+
+// ready returns the arrival time of the first waiting segment when the stream
+// has reached it.
+func (r *reassembler) ready() (time.Time, bool) {
+	if r.q == nil || !r.is(rStarted) || diff(r.q.segs[0].seq, r.next) > 0 {
+		return time.Time{}, false
+	}
+	return r.q.segs[0].at, true
 }
 
 // deliver passes on the part of a segment at seq that is not delivered yet; the
@@ -147,27 +180,36 @@ func (r *reassembler) insert(p pendingSeg) {
 // bytes before them were all there (zero after a gap or at the start): each is
 // delivered at the later of t and its own arrival.
 func (r *reassembler) drain(t time.Time, sink streamSink) {
+	for {
+		at, ok := r.ready()
+		if !ok {
+			return
+		}
+		t = later(t, at)
+		r.drainOne(t, sink)
+	}
+}
+
+// drainOne delivers the first waiting segment, which the stream has reached, at
+// t.
+func (r *reassembler) drainOne(t time.Time, sink streamSink) {
 	q := r.q
-	if q == nil {
-		return
+	p := q.segs[0]
+	q.segs[0] = pendingSeg{}
+	q.segs = q.segs[1:]
+	q.bytes -= len(p.data)
+	if len(q.segs) == 0 {
+		r.q = nil
 	}
-	n := 0
-	for n < len(q.segs) && diff(q.segs[n].seq, r.next) <= 0 {
-		p := q.segs[n]
-		if p.at.After(t) {
-			t = p.at
-		}
-		r.deliver(p.seq, p.data, p.missing, t, sink)
-		q.bytes -= len(p.data)
-		q.segs[n] = pendingSeg{}
-		n++
+	r.deliver(p.seq, p.data, p.missing, t, sink)
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
-	if n > 0 {
-		q.segs = q.segs[:copy(q.segs, q.segs[n:])]
-		if len(q.segs) == 0 {
-			r.q = nil
-		}
-	}
+	return a
 }
 
 // flush gives up waiting: the bytes missing before each waiting segment are
@@ -178,14 +220,17 @@ func (r *reassembler) flush(sink streamSink) {
 
 // flushBefore gives up the holes noticed before cutoff (all of them when cutoff is
 // zero): a hole was noticed when the first segment after it arrived. Holes noticed
-// later may still be filled by segments that are merely late.
+// later may still be filled by segments that are merely late. A stream still
+// waiting for its start starts at its earliest segment.
 func (r *reassembler) flushBefore(cutoff time.Time, sink streamSink) {
 	for r.q != nil {
 		if !cutoff.IsZero() && r.oldest().After(cutoff) {
 			break
 		}
 		first := r.q.segs[0]
-		if d := diff(first.seq, r.next); d > 0 {
+		if !r.is(rStarted) {
+			r.anchorFirst()
+		} else if d := diff(first.seq, r.next); d > 0 {
 			r.next = first.seq
 			sink.gap(d, first.at)
 		}

@@ -35,7 +35,7 @@ func TestReassembler(t *testing.T) {
 			false, "hello world"},
 		{"overlapping out of order", []seg{{seq: 99, syn: true}, {seq: 104, data: "o wor"}, {seq: 102, data: "llo"}, {seq: 100, data: "he"}, {seq: 108, data: "rld"}},
 			false, "hello world"},
-		{"no SYN", []seg{{seq: 5000, data: "mid"}, {seq: 5003, data: "stream"}}, false, "midstream"},
+		{"no SYN", []seg{{seq: 5003, data: "stream"}, {seq: 5000, data: "mid"}}, true, "midstream"},
 		{"sequence numbers wrap", []seg{{seq: 0xfffffffd, syn: true}, {seq: 0xfffffffe, data: "ab"}, {seq: 0, data: "cd", fin: true}}, false, "abcd[fin]"},
 		{"wrap out of order", []seg{{seq: 0xfffffffd, syn: true}, {seq: 0, data: "cd"}, {seq: 0xfffffffe, data: "ab"}}, false, "abcd"},
 		{"gap given up at the end", []seg{{seq: 99, syn: true}, {seq: 100, data: "ab"}, {seq: 105, data: "fg"}, {seq: 110, data: "kl", fin: true}}, true, "ab[gap 3]fg[gap 3]kl[fin]"},

@@ -232,7 +232,12 @@ func (s *Sniffer) tick() {
 	cutoff := s.now.Add(-s.cfg.ReorderTimeout)
 	s.dec.frags.discard(cutoff)
 	for w := range s.waiting {
-		if !w.c.r[w.i].oldest().After(cutoff) {
+		switch r := &w.c.r[w.i]; {
+		case r.oldest().After(cutoff):
+		case r.unanchored():
+			s.startWaiting(w.c)
+			fallthrough
+		default:
 			s.flushSideBefore(w.c, w.i, cutoff)
 		}
 	}
@@ -330,7 +335,20 @@ func (s *Sniffer) tcp(seg *segment) {
 		s.endConn(c, c.sideName(i))
 		return
 	}
+	if seg.syn && seg.ack {
+		// The SYN-ACK acknowledges the peer's SYN: the peer's stream starts there,
+		// even when its SYN is late or missing.
+		c.r[1-i].startAt(seg.ackNum, c.sink(1-i))
+		s.account(c, 1-i)
+	}
 	c.r[i].add(seg, s.pktTime, c.sink(i))
+	if c.r[0].unanchored() || c.r[1].unanchored() {
+		// Waiting for a direction's start: a late SYN (or first segment) may still
+		// come, within the window.
+		if c.early++; c.early >= anchorWindow {
+			s.startWaiting(c)
+		}
+	}
 	s.account(c, i)
 	if c.r[0].is(rDone) && c.r[1].is(rDone) {
 		s.endConn(c, c.finName())
@@ -346,6 +364,42 @@ func (s *Sniffer) tcp(seg *segment) {
 				break
 			}
 		}
+	}
+}
+
+// anchorWindow is how many packets of a connection may come while one of its
+// directions holds segments but has not seen its start (its SYN, or the peer's
+// SYN-ACK); then that direction starts at the earliest segment it holds. The
+// reorder timeout and the buffer limits end the wait too.
+const anchorWindow = 8
+
+// startWaiting starts the directions of c still waiting for their start at
+// their earliest segments, and delivers what they hold in the order it was
+// captured across both directions: a request before its response.
+func (s *Sniffer) startWaiting(c *conn) {
+	c.early = 0
+	for j := range c.r {
+		c.r[j].anchorFirst()
+	}
+	var t [2]time.Time // when the bytes delivered so far were all there
+	for {
+		next, nextT := -1, time.Time{}
+		for j := range c.r {
+			if at, ok := c.r[j].ready(); ok {
+				if tj := later(t[j], at); next < 0 || tj.Before(nextT) {
+					next, nextT = j, tj
+				}
+			}
+		}
+		if next < 0 {
+			break
+		}
+		t[next] = nextT
+		c.r[next].drainOne(nextT, c.sink(next))
+	}
+	for j := range c.r {
+		c.r[j].checkFin(c.sink(j))
+		s.account(c, j)
 	}
 }
 
@@ -445,6 +499,7 @@ func (s *Sniffer) endConn(c *conn, by string) {
 	if c.state == stClosed {
 		return
 	}
+	s.startWaiting(c)
 	for i := range c.r {
 		s.flushSide(c, i)
 	}
