@@ -24,6 +24,9 @@ func loadCA(dir string, stderr io.Writer) (*certs.CA, error) {
 	if created {
 		fmt.Fprintf(stderr, "wstap: created a new CA in %s\n", dir)
 	}
+	for _, w := range ca.Warnings {
+		fmt.Fprintf(stderr, "wstap: warning: %v\n", w)
+	}
 	return ca, nil
 }
 

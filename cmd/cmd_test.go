@@ -387,10 +387,10 @@ func waitEvents(t *testing.T, path string, what string, cond func([]event) bool)
 }
 
 var (
-	stringKeys = []string{"event", "time", "conn", "url", "client", "server", "subprotocol", "extensions", "mode", "dir", "opcode", "payload",
+	stringKeys = []string{"event", "time", "conn", "url", "client", "server", "subprotocol", "extensions", "mode", "dir", "opcode", "payload", "first",
 		"encoding", "reason", "by", "decoded", "decoded_encoding", "original", "original_encoding", "original_decoded",
 		"original_decoded_encoding", "decode_error", "would_payload", "would_encoding", "would_decoded", "would_decoded_encoding"}
-	numberKeys = []string{"seq", "len", "frames", "code", "original_len", "would_inject"}
+	numberKeys = []string{"seq", "len", "frames", "code", "original_len", "would_inject", "count", "bytes", "seq_first", "seq_last"}
 	boolKeys   = []string{"compressed", "modified", "dropped", "injected", "hooked", "truncated", "would_modify", "would_drop"}
 )
 

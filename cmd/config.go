@@ -27,6 +27,7 @@ type config struct {
 	MaxMessage       string     `yaml:"max_message"`
 	HookErrors       string     `yaml:"hook_errors"`
 	Quiet            bool       `yaml:"quiet"`
+	EveryControl     bool       `yaml:"every_control"`
 }
 
 // hookSpec is one hook in the YAML file: either a --hook string, or a mapping with

@@ -44,6 +44,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&c.MaxMessage, "max-message", "1GiB", "largest message relayed; larger ones close the connection with 1009")
 	fs.StringVar(&c.HookErrors, "hook-errors", "pass", "when a hook fails: pass (the message goes on unmodified) or close (1011)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "do not print connections and messages on the terminal")
+	fs.BoolVar(&c.EveryControl, "every-control", false, "log every ping and pong (by default, past 5 a second per direction, they are counted)")
 	fs.BoolVar(&verbose, "v", false, "verbose logs")
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
@@ -82,7 +83,10 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	pcfg := proxy.Config{Logger: logger, UpstreamInsecure: c.UpstreamInsecure}
+	pcfg := proxy.Config{Logger: logger, UpstreamInsecure: c.UpstreamInsecure, ControlBurst: plugins.DefaultControlBurst}
+	if c.EveryControl {
+		pcfg.ControlBurst = 0
+	}
 	var err error
 	if pcfg.MaxHookMessage, err = parseSize("max-hook-message", c.MaxHookMessage); err != nil {
 		return badValue("%v", err)
@@ -214,6 +218,8 @@ func merge(fs *flag.FlagSet, file, set config) config {
 			out.HookErrors = set.HookErrors
 		case "quiet":
 			out.Quiet = set.Quiet
+		case "every-control":
+			out.EveryControl = set.EveryControl
 		}
 	})
 	return out

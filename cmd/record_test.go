@@ -3,6 +3,7 @@ package cmd_test
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -176,5 +177,80 @@ func TestHandshakeFromLog(t *testing.T) {
 	}
 	if len(again.Header) != len(first.Header) {
 		t.Errorf("headers %v, the first upgrade had %v", again.Header, first.Header)
+	}
+}
+
+// TestCAWarnsAboutWritableDir: a CA directory that other users can write to (they
+// could swap the CA) is used with a warning that says how to fix it.
+func TestCAWarnsAboutWritableDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCmd(t, "ca", "path", "--ca-dir", dir)
+	if code != 0 || !strings.Contains(stdout, dir) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "wstap: warning:") || !strings.Contains(stderr, "chmod go-w") {
+		t.Errorf("no warning about the writable directory:\n%s", stderr)
+	}
+	os.Chmod(dir, 0o700)
+	if _, _, stderr := runCmd(t, "ca", "path", "--ca-dir", dir); strings.Contains(stderr, "warning") {
+		t.Errorf("a warning for a private directory:\n%s", stderr)
+	}
+}
+
+// TestPingFloodCounted: a flood of pings costs a few lines of log, not one each,
+// and every ping is accounted for; --every-control logs each.
+func TestPingFloodCounted(t *testing.T) {
+	noLeaks(t)
+	tmp := t.TempDir()
+	t.Setenv(caEnv, filepath.Join(tmp, "ca"))
+	srv := newEchoServer(t, false, false, "")
+	for _, every := range []bool{false, true} {
+		logPath := filepath.Join(tmp, fmt.Sprintf("events-%v.jsonl", every))
+		args := []string{"--listen", "127.0.0.1:0", "--quiet", "--log", logPath}
+		if every {
+			args = append(args, "--every-control")
+		}
+		r := startRun(t, args...)
+		c, _ := dialVia(t, r.addr, srv.wsURL("/pings"), websocket.Dialer{})
+		const pings = 2000
+		for i := range pings {
+			if err := c.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(t, c, websocket.TextMessage, []byte("after the pings"), []byte("after the pings"))
+		closeWith(t, c, websocket.CloseNormalClosure, "")
+		waitEvents(t, logPath, "close event", func(evs []event) bool {
+			return slices.ContainsFunc(evs, func(e event) bool { return e.str("event") == "close" })
+		})
+		r.stop(t)
+		evs := readEvents(t, logPath) // checks every line against the schema
+		var one, counted, lines int64
+		for _, e := range evs {
+			lines++
+			switch {
+			case e.str("event") == "message" && e.str("opcode") == "ping" && e.str("dir") == "c2s":
+				one++
+			case e.str("event") == "controls" && e.str("opcode") == "ping":
+				counted += e.num("count")
+				if e.num("seq_last")-e.num("seq_first")+1 < e.num("count") {
+					t.Errorf("controls event %v: seq range shorter than the count", e)
+				}
+			}
+		}
+		switch {
+		case one+counted != pings:
+			t.Errorf("every=%v: %d pings logged one by one and %d counted, want %d in all", every, one, counted, pings)
+		case every && counted != 0:
+			t.Errorf("--every-control: %d pings counted instead of logged", counted)
+		case !every && lines > 100:
+			t.Errorf("%d lines of log for %d pings: the flood was not counted", lines, pings)
+		}
 	}
 }

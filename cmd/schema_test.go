@@ -1,13 +1,14 @@
 package cmd
 
 // SchemaKeys are the fields every event of a kind has, OptionalKeys those it has
-// when they apply (README "The event log"); the binary tests in package cmd_test check events against
-// them.
+// when they apply (README "The event log"); the binary tests in package cmd_test
+// check events against them.
 var (
 	SchemaKeys = map[string][]string{
-		"open":    {"event", "time", "conn", "url", "client", "server", "subprotocol", "extensions", "mode"},
-		"message": {"event", "time", "conn", "dir", "seq", "opcode", "len", "payload", "encoding", "frames", "compressed", "modified", "dropped", "injected", "hooked"},
-		"close":   {"event", "time", "conn", "code", "reason", "by"},
+		"open":     {"event", "time", "conn", "url", "client", "server", "subprotocol", "extensions", "mode"},
+		"message":  {"event", "time", "conn", "dir", "seq", "opcode", "len", "payload", "encoding", "frames", "compressed", "modified", "dropped", "injected", "hooked"},
+		"close":    {"event", "time", "conn", "code", "reason", "by"},
+		"controls": {"event", "time", "conn", "dir", "opcode", "count", "bytes", "first", "seq_first", "seq_last"},
 	}
 	OptionalKeys = map[string][]string{
 		"open": {"request", "response"},

@@ -96,7 +96,7 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var file, iface, filter, logPath, maxMessage, maxHook string
 	var ports portsFlag
 	var hooks stringsFlag
-	var view, quiet, verbose bool
+	var view, quiet, verbose, everyControl bool
 	fs.StringVar(&file, "r", "", "read packets from a pcap or pcapng `FILE`")
 	fs.StringVar(&iface, "i", "", "capture packets live on interface `IFACE`")
 	fs.StringVar(&filter, "filter", "", "only packets matching the tcpdump filter `EXPR`")
@@ -105,6 +105,7 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&logPath, "log", "", "write the JSONL event log to `FILE` (- for stdout)")
 	fs.BoolVar(&view, "view", false, "print every event on the terminal (the default without --log)")
 	fs.BoolVar(&quiet, "quiet", false, "print no events on the terminal, only the summary")
+	fs.BoolVar(&everyControl, "every-control", false, "log every ping and pong (by default, past 5 a second of capture time per direction, they are counted)")
 	fs.StringVar(&maxMessage, "max-message", "64MiB", "largest message decoded; larger ones are skipped and reported")
 	fs.StringVar(&maxHook, "max-hook-message", "16MiB", "largest message passed to hooks and logged whole")
 	fs.BoolVar(&verbose, "v", false, "verbose logs")
@@ -131,7 +132,10 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg := sniff.Config{WSPorts: ports, Logger: logger}
+	cfg := sniff.Config{WSPorts: ports, Logger: logger, ControlBurst: plugins.DefaultControlBurst}
+	if everyControl {
+		cfg.ControlBurst = 0
+	}
 	maxMsg, err := parseSize("max-message", maxMessage)
 	if err != nil {
 		return usageErr("%v", err)

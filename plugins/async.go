@@ -37,6 +37,7 @@ const (
 	asyncResync
 	asyncUndecodable
 	asyncError
+	asyncControls
 )
 
 // asyncEvent is one queued call.
@@ -51,6 +52,7 @@ type asyncEvent struct {
 	lost   bool
 	reason string
 	err    error
+	ctl    ControlSummary
 }
 
 // NewAsync starts delivering events to o. At most maxEvents message events, holding
@@ -149,6 +151,8 @@ func (a *Async) deliver(e *asyncEvent) {
 		a.o.Undecodable(e.rec, e.reason)
 	case asyncError:
 		a.o.StreamError(e.conn, e.dir, e.t, e.err)
+	case asyncControls:
+		a.o.Controls(e.conn, e.dir, e.ctl)
 	}
 }
 
@@ -192,6 +196,11 @@ func (a *Async) Undecodable(r *Record, reason string) {
 // StreamError queues the event.
 func (a *Async) StreamError(c *Conn, dir Direction, t time.Time, err error) {
 	a.push(asyncEvent{kind: asyncError, conn: c, dir: dir, t: t, err: err})
+}
+
+// Controls queues the summary.
+func (a *Async) Controls(c *Conn, dir Direction, s ControlSummary) {
+	a.push(asyncEvent{kind: asyncControls, conn: c, dir: dir, ctl: s})
 }
 
 // size is the number of payload bytes r refers to.

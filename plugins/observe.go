@@ -42,6 +42,19 @@ type Observer interface {
 	// message in progress is lost and the decoder resynchronises; or a message
 	// larger than the limits, which is skipped.
 	StreamError(c *Conn, dir Direction, t time.Time, err error)
+
+	// Controls reports pings or pongs that were counted instead of reported one by
+	// one (see [Pipeline.ControlBurst]): a flood of them must not flood the log.
+	Controls(c *Conn, dir Direction, s ControlSummary)
+}
+
+// ControlSummary counts the pings or pongs of one direction that were not reported
+// one by one.
+type ControlSummary struct {
+	Opcode            wsframe.Opcode // OpPing or OpPong
+	Count, Bytes      int64          // frames and payload bytes
+	First, Last       time.Time
+	FirstSeq, LastSeq uint64
 }
 
 // Record is what happened to one message.
@@ -152,6 +165,13 @@ func (os Observers) StreamError(c *Conn, dir Direction, t time.Time, err error) 
 	}
 }
 
+// Controls calls Controls on each observer.
+func (os Observers) Controls(c *Conn, dir Direction, s ControlSummary) {
+	for _, o := range os {
+		o.Controls(c, dir, s)
+	}
+}
+
 var _ Observer = Observers(nil)
 
 // NopObserver implements every [Observer] method as a no-op. Embed it in an observer
@@ -180,5 +200,8 @@ func (NopObserver) Undecodable(*Record, string) {}
 
 // StreamError does nothing.
 func (NopObserver) StreamError(*Conn, Direction, time.Time, error) {}
+
+// Controls does nothing.
+func (NopObserver) Controls(*Conn, Direction, ControlSummary) {}
 
 var _ Observer = NopObserver{}

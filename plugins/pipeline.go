@@ -3,6 +3,7 @@ package plugins
 import (
 	"bytes"
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -32,7 +33,20 @@ type Pipeline struct {
 	// are recorded with Hooked false and a preview of PreviewBytes. 0 means
 	// DefaultMaxHookMessage.
 	MaxHookMessage int64
+	// ControlBurst, when positive, is how many pings and pongs a second each
+	// direction records one by one; past it they are counted, and reported
+	// together (Observer.Controls) when the second is over, or before the next
+	// message or the close: a million pings then cost a few lines of log, not a
+	// million. 0 records every one.
+	ControlBurst int
 }
+
+// DefaultControlBurst is the ControlBurst the command line uses unless asked to log
+// every control frame.
+const DefaultControlBurst = 5
+
+// controlWindow is the interval ControlBurst counts in.
+const controlWindow = time.Second
 
 func (p *Pipeline) observer() Observer {
 	if p.Observer == nil {
@@ -55,15 +69,21 @@ func (p *Pipeline) Open(ctx context.Context, c *Conn, t time.Time) {
 }
 
 // Close reports the end of a connection to the chain's CloseHooks, then to the
-// observers.
-func (p *Pipeline) Close(ctx context.Context, c *Conn, ev CloseEvent) {
+// observers, after the counted pings and pongs of streams (the connection's
+// streams; call it when they are done).
+func (p *Pipeline) Close(ctx context.Context, c *Conn, ev CloseEvent, streams ...*Stream) {
+	for _, s := range streams {
+		if s != nil {
+			s.flushControls()
+		}
+	}
 	p.Chain.Closed(ctx, c, ev.Code, ev.Reason)
 	p.observer().Closed(c, ev)
 }
 
 // Stream returns the pipeline of direction dir of connection c.
 func (p *Pipeline) Stream(c *Conn, dir Direction) *Stream {
-	return &Stream{p: p, conn: c, dir: dir, obs: p.observer(), maxHook: p.maxHook()}
+	return &Stream{p: p, conn: c, dir: dir, obs: p.observer(), maxHook: p.maxHook(), burst: p.ControlBurst}
 }
 
 // Stream runs the messages of one direction of one connection through a
@@ -76,18 +96,36 @@ type Stream struct {
 	dir     Direction
 	obs     Observer
 	maxHook int64
+	burst   int // see Pipeline.ControlBurst
 	seq     atomic.Uint64
 
 	rec Record
 	msg Message
+
+	// Pings and pongs: when the current window began, how many were recorded in
+	// it, and those counted instead (0: ping, 1: pong). ctlMu guards counted, which
+	// Pipeline.Close may flush from another goroutine.
+	ctlMu    sync.Mutex
+	ctlStart time.Time
+	ctlShown int
+	counted  [2]ControlSummary
 }
 
 // NextSeq returns the next sequence number of the direction, from 0.
 func (s *Stream) NextSeq() uint64 { return s.seq.Add(1) - 1 }
 
-// Emit hands a record to the observers. Call it outside any lock the observers
-// might need (they may inject or close).
-func (s *Stream) Emit(r *Record) { s.obs.Message(r) }
+// Emit hands a record to the observers; a nil record (a counted ping) is skipped.
+// Call it outside any lock the observers might need (they may inject or close).
+func (s *Stream) Emit(r *Record) {
+	if r == nil {
+		return
+	}
+	s.obs.Message(r)
+	if r == &s.rec {
+		// Observers are done with it: do not pin the payload until the next message.
+		s.rec, s.msg = Record{}, Message{}
+	}
+}
 
 // Message runs an assembled data message through the chain, when it fits under the
 // hook limit, and returns its record, in which the caller finds the verdict to
@@ -98,6 +136,7 @@ func (s *Stream) Emit(r *Record) { s.obs.Message(r) }
 // The error is non-nil only under [FailClose], when a plugin failed: the caller
 // closes the connection. The record is valid until the next call; Emit it first.
 func (s *Stream) Message(ctx context.Context, m *wsframe.Message, t time.Time) (*Record, []Injection, error) {
+	s.flushControls()
 	rec := &s.rec
 	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: m.Opcode, Time: t,
 		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: len(m.Frames), Compressed: m.Compressed,
@@ -146,26 +185,66 @@ func (s *Stream) Message(ctx context.Context, m *wsframe.Message, t time.Time) (
 }
 
 // Control records a control frame (ping, pong, close), which bypasses the hooks.
-// For a close frame it also returns the close it announces (ok true). The record is
-// valid until the next call.
+// For a close frame it also returns the close it announces (ok true). rec is nil
+// for a ping or pong past the burst (see [Pipeline.ControlBurst]): it was counted,
+// and the count is reported later. The record is valid until the next call.
 func (s *Stream) Control(m *wsframe.Message, t time.Time) (rec *Record, ev CloseEvent, ok bool) {
-	rec = &s.rec
-	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: m.Opcode, Time: t,
-		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: 1}
+	seq := s.NextSeq()
 	if m.Opcode == wsframe.OpClose {
+		s.flushControls()
 		code, reason, _ := wsframe.ParseClose(m.Payload)
 		ev, ok = CloseEvent{Time: t, Code: code, Reason: reason, By: s.dir.Sender().String()}, true
+	} else if s.burst > 0 {
+		if t.Sub(s.ctlStart) >= controlWindow || t.Before(s.ctlStart) {
+			s.flushControls()
+			s.ctlStart, s.ctlShown = t, 0
+		}
+		if s.ctlShown >= s.burst {
+			s.ctlMu.Lock()
+			c := &s.counted[0]
+			if m.Opcode == wsframe.OpPong {
+				c = &s.counted[1]
+			}
+			if c.Count == 0 {
+				*c = ControlSummary{Opcode: m.Opcode, First: t, FirstSeq: seq}
+			}
+			c.Count++
+			c.Bytes += int64(len(m.Payload))
+			c.Last, c.LastSeq = t, seq
+			s.ctlMu.Unlock()
+			return nil, ev, ok
+		}
+		s.ctlShown++
 	}
+	rec = &s.rec
+	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: seq, Opcode: m.Opcode, Time: t,
+		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: 1}
 	return rec, ev, ok
+}
+
+// flushControls reports the pings and pongs counted so far.
+func (s *Stream) flushControls() {
+	s.ctlMu.Lock()
+	counted := s.counted
+	s.counted = [2]ControlSummary{}
+	s.ctlMu.Unlock()
+	for _, c := range counted {
+		if c.Count > 0 {
+			s.obs.Controls(s.conn, s.dir, c)
+		}
+	}
 }
 
 // Streamed records a message that went through without the hooks because it was
 // too large to hold: preview is its beginning (at most PreviewBytes are kept), n its
-// full length. The record is valid until the next call.
-func (s *Stream) Streamed(op wsframe.Opcode, preview []byte, n int64, frames int, compressed bool, t time.Time) *Record {
+// full length, seq the number NextSeq gave it when it completed on the wire (a
+// front end takes it there, so that injections queued behind the message follow
+// it). The record is valid until the next call.
+func (s *Stream) Streamed(op wsframe.Opcode, preview []byte, n int64, frames int, compressed bool, seq uint64, t time.Time) *Record {
+	s.flushControls()
 	rec := &s.rec
 	preview = preview[:min(len(preview), PreviewBytes)]
-	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: op, Time: t,
+	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: seq, Opcode: op, Time: t,
 		Payload: textPrefix(op, preview), Len: n, Truncated: n > int64(len(preview)), Frames: frames, Compressed: compressed}
 	return rec
 }
@@ -173,6 +252,7 @@ func (s *Stream) Streamed(op wsframe.Opcode, preview []byte, n int64, frames int
 // Undecodable reports a message that was seen but cannot be shown, with the reason
 // (see [Observer]): m's payload is not recorded, and its length is the wire length.
 func (s *Stream) Undecodable(m *wsframe.Message, t time.Time, reason string) {
+	s.flushControls()
 	rec := &s.rec
 	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: m.Opcode, Time: t,
 		Len: int64(len(m.Wire)), Frames: len(m.Frames), Compressed: m.Compressed}

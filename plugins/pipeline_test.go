@@ -215,3 +215,70 @@ func TestAsyncNeverBlocks(t *testing.T) {
 		t.Fatal("a message after Close was delivered")
 	}
 }
+
+// controlCounter records what a stream reports about control frames.
+type controlCounter struct {
+	plugins.NopObserver
+	shown   int
+	counted []plugins.ControlSummary
+}
+
+func (c *controlCounter) Message(r *plugins.Record) { c.shown++ }
+func (c *controlCounter) Controls(_ *plugins.Conn, _ plugins.Direction, s plugins.ControlSummary) {
+	c.counted = append(c.counted, s)
+}
+
+// TestControlBurst: past the burst, pings and pongs are counted and the count is
+// reported when the second is over, before the next message, and at the close;
+// every frame is accounted for, and close frames are never counted.
+func TestControlBurst(t *testing.T) {
+	ping := &wsframe.Message{Opcode: wsframe.OpPing, Payload: []byte("abcd")}
+	pong := &wsframe.Message{Opcode: wsframe.OpPong, Payload: []byte("ab")}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	obs := &controlCounter{}
+	p := &plugins.Pipeline{Observer: obs, ControlBurst: 5}
+	st := p.Stream(&plugins.Conn{ID: "c1"}, plugins.ClientToServer)
+	emit := func(m *wsframe.Message, at time.Time) {
+		rec, _, _ := st.Control(m, at)
+		st.Emit(rec)
+	}
+	for i := range 1000 { // within one second
+		emit(ping, t0.Add(time.Duration(i)*time.Microsecond))
+		emit(pong, t0.Add(time.Duration(i)*time.Microsecond))
+	}
+	if obs.shown != 5 || len(obs.counted) != 0 {
+		t.Fatalf("within the first second: %d shown, %d summaries; want 5, none yet", obs.shown, len(obs.counted))
+	}
+	emit(ping, t0.Add(1500*time.Millisecond)) // a new second: the counts of the first come out
+	if len(obs.counted) != 2 || obs.shown != 6 {
+		t.Fatalf("after the second: %d summaries, %d shown", len(obs.counted), obs.shown)
+	}
+	pings, pongs := obs.counted[0], obs.counted[1]
+	if pings.Opcode != wsframe.OpPing || pongs.Opcode != wsframe.OpPong || pings.Count+pongs.Count != 2000-5 ||
+		pings.Bytes != 4*pings.Count || pongs.Bytes != 2*pongs.Count || pongs.LastSeq != 1999 || !pings.Last.After(pings.First) {
+		t.Fatalf("summaries %+v", obs.counted)
+	}
+	rec, _, _ := st.Message(context.Background(), wireMsg("data"), t0.Add(1600*time.Millisecond))
+	st.Emit(rec)
+	for range 10 {
+		emit(ping, t0.Add(1700*time.Millisecond))
+	}
+	closeRec, ev, ok := st.Control(&wsframe.Message{Opcode: wsframe.OpClose, Payload: wsframe.AppendClose(nil, 1000, "")}, t0.Add(1800*time.Millisecond))
+	if !ok || closeRec == nil || ev.Code != 1000 {
+		t.Fatalf("a close frame was counted: %v %v", closeRec, ok)
+	}
+	st.Emit(closeRec)
+	if len(obs.counted) != 3 || obs.counted[2].Count != 6 {
+		t.Fatalf("the pings before the close were not reported before it: %+v", obs.counted)
+	}
+
+	every := &controlCounter{}
+	all := (&plugins.Pipeline{Observer: every}).Stream(&plugins.Conn{ID: "c2"}, plugins.ServerToClient)
+	for range 100 {
+		rec, _, _ := all.Control(ping, t0)
+		all.Emit(rec)
+	}
+	if every.shown != 100 || len(every.counted) != 0 {
+		t.Fatalf("ControlBurst 0: %d shown, %d summaries; want every one", every.shown, len(every.counted))
+	}
+}

@@ -69,6 +69,10 @@ type Config struct {
 	// MaxMessage is the largest message relayed; a larger one closes the
 	// connection with 1009 (DefaultMaxMessage when 0).
 	MaxMessage int64
+	// ControlBurst, when positive, is how many pings and pongs a second each
+	// direction reports to the observer one by one; the rest are counted (see
+	// plugins.Pipeline.ControlBurst). 0 reports every one.
+	ControlBurst int
 }
 
 // Proxy is an intercepting HTTP proxy. It is an http.Handler; [Proxy.Serve] runs it
@@ -111,7 +115,8 @@ func New(cfg Config) (*Proxy, error) {
 		p.maxHookMessage = DefaultMaxHookMessage
 	}
 	p.maxHookMessage = min(p.maxHookMessage, p.maxMessage)
-	p.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: cfg.Observer, MaxHookMessage: p.maxHookMessage}
+	p.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: cfg.Observer, MaxHookMessage: p.maxHookMessage,
+		ControlBurst: cfg.ControlBurst}
 
 	p.tr = &http.Transport{
 		Proxy:               http.ProxyURL(cfg.UpstreamProxy),
@@ -240,7 +245,8 @@ func (p *Proxy) newSession(req *http.Request, resp *http.Response, upstream io.R
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{p: p, conn: conn, upstream: upstream, params: params, deflate: deflate,
-		ctx: ctx, cancel: cancel}
+		ctx: ctx, cancel: cancel, finished: make(chan struct{})}
+	s.pumps.Store(2)
 	for _, d := range []plugins.Direction{plugins.ClientToServer, plugins.ServerToClient} {
 		s.streams[d-1] = p.pipeline.Stream(conn, d)
 	}
@@ -261,6 +267,14 @@ type upstreamWriter struct {
 func (u upstreamWriter) SetWriteDeadline(t time.Time) error {
 	if c := u.info.server.Load(); c != nil {
 		return (*c).SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// SetReadDeadline sets the read deadline of the server connection.
+func (u upstreamWriter) SetReadDeadline(t time.Time) error {
+	if c := u.info.server.Load(); c != nil {
+		return (*c).SetReadDeadline(t)
 	}
 	return nil
 }
@@ -286,10 +300,18 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (p *Proxy) shutdown(tl *trackingListener) {
+	var ending []*session
 	p.sessions.Range(func(k, _ any) bool {
-		k.(*session).end(wsframe.CloseGoingAway, "proxy shutting down", "proxy")
+		s := k.(*session)
+		s.end(wsframe.CloseGoingAway, "proxy shutting down", "proxy")
+		ending = append(ending, s)
 		return true
 	})
+	// Let the close frames reach the peers before the sockets close under them
+	// (each session's lingering is bounded by closeTimeout).
+	for _, s := range ending {
+		<-s.finished
+	}
 	tl.closeAll()
 	p.tr.CloseIdleConnections()
 }

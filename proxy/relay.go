@@ -2,14 +2,17 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
@@ -34,8 +37,11 @@ var errUnexpectedPath = errors.New("proxy: goproxy relayed the WebSocket through
 //
 // So each direction is read, processed and written by one goroutine that goproxy
 // already runs, and the session starts none of its own. Whichever pump ends first
-// tears the connection down (close frames to whoever still listens, both sockets
-// closed), which ends the other pump.
+// tears the connection down (end): close frames to whoever still listens, then a
+// lingering close: each pump reads on until its peer's close frame, the end of its
+// stream or a deadline, and the last pump to finish closes both sockets. Closing a
+// socket that still holds unread bytes makes the kernel reset the connection, which
+// can destroy the close frame just written to that peer.
 type session struct {
 	p        *Proxy
 	conn     *plugins.Conn
@@ -49,19 +55,26 @@ type session struct {
 
 	early []byte // client bytes received with Write before ReadFrom
 
-	mu      sync.Mutex
-	early2c []pendingInjection // s2c injections made before toClient was set
-	client  io.Closer          // the client connection, once known
-	done    bool
+	mu           sync.Mutex
+	early2c      []pendingInjection // s2c injections made before toClient was set
+	client       io.Writer          // the client connection, once WriteTo knows it
+	done         bool               // end has run
+	pendingClose []byte             // the close frame for a client leg that did not exist yet at end
+	lingerUntil  time.Time          // the read deadline of the lingering close
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	closeEv atomic.Pointer[plugins.CloseEvent] // the first close frame seen
-	endOnce sync.Once
+	closeEv  atomic.Pointer[plugins.CloseEvent] // the first close frame seen
+	ending   atomic.Bool                        // end has begun
+	pumps    atomic.Int32                       // pumps not yet finished: goproxy runs two
+	backstop *time.Timer                        // closes the sockets if a pump never comes
+	finished chan struct{}                      // closed once the sockets are closed and the close logged
+	teardown sync.Once
 }
 
-// closeTimeout bounds how long the teardown waits to deliver close frames.
+// closeTimeout bounds how long the teardown waits to deliver close frames, and
+// how long it lingers for the peers' answers.
 const closeTimeout = 2 * time.Second
 
 // legState is where a leg's output stands. Data messages can start only in
@@ -179,19 +192,24 @@ func (s *session) ReadFrom(client io.Reader) (int64, error) {
 // WriteTo runs the server → client pump.
 func (s *session) WriteTo(client io.Writer) (int64, error) {
 	s.mu.Lock()
-	if c, ok := client.(io.Closer); ok {
-		s.client = c
-	}
-	if s.done { // the session ended before goproxy got here
-		s.mu.Unlock()
-		s.closeSockets()
-		return 0, nil
-	}
+	s.client = client
 	s.toClient = newLeg(client, wsframe.Server, s.params.Sender(wsframe.Server))
+	done, pending, until := s.done, s.pendingClose, s.lingerUntil
 	early := s.early2c
-	s.early2c = nil
+	s.early2c, s.pendingClose = nil, nil
 	s.mu.Unlock()
-	if len(early) > 0 {
+	switch {
+	case done:
+		// The session ended before goproxy got here (the client → server pump
+		// failed at once): the client still gets its close frame, and the pump
+		// below only lingers.
+		s.toClient.mu.Lock()
+		if pending != nil {
+			s.toClient.writeClose(pending)
+		}
+		s.toClient.mu.Unlock()
+		setReadDeadline(client, until)
+	case len(early) > 0:
 		// Injections made before goproxy handed the client over (by an OpenHook,
 		// say) go out first.
 		s.toClient.mu.Lock()
@@ -200,17 +218,25 @@ func (s *session) WriteTo(client io.Writer) (int64, error) {
 		s.emitInjections(recs)
 		if err != nil {
 			s.finish(plugins.ServerToClient, err)
-			return 0, nil
 		}
 	}
 	s.pump(plugins.ServerToClient, s.upstream, s.toClient)
 	return 0, nil
 }
 
-// Close ends the session (goproxy calls it on the MITM path).
+// Close ends the session (goproxy calls it on the MITM path, before it closes the
+// client connection) and waits until the close handshake is done.
 func (s *session) Close() error {
 	s.end(wsframe.CloseGoingAway, "", "proxy")
+	<-s.finished
 	return nil
+}
+
+// setReadDeadline sets the read deadline of c, when it has one.
+func setReadDeadline(c any, t time.Time) {
+	if d, ok := c.(interface{ SetReadDeadline(time.Time) error }); ok {
+		d.SetReadDeadline(t)
+	}
 }
 
 // pump relays one direction until its source ends or the session is torn down.
@@ -219,14 +245,24 @@ func (s *session) pump(dir plugins.Direction, src io.Reader, out *leg) {
 	rules := wsframe.Rules{Sender: sender}
 	cfg := wsframe.AssemblerConfig{Limits: wsframe.Limits{MaxMessageSize: s.p.maxMessage}}
 	comp := s.params.Sender(sender)
+	var inf *wsframe.Inflater
 	if s.deflate {
 		rules.Extensions = wsframe.RSV1
-		cfg.Inflater = wsframe.NewInflater(comp)
+		inf = wsframe.NewInflater(comp)
 	}
-	pp := &pumper{s: s, dir: dir, out: out, st: s.stream(dir), r: wsframe.NewReader(src, rules, 0), a: wsframe.NewAssembler(cfg),
-		takeover: s.deflate && comp.ContextTakeover}
+	pp := &pumper{s: s, dir: dir, out: out, st: s.stream(dir), src: src, r: wsframe.NewReader(src, rules, 0), a: wsframe.NewAssembler(cfg),
+		inf: inf, takeover: s.deflate && comp.ContextTakeover, buf: make([]byte, chunkSize)}
+	defer s.pumpDone()
 	err := pp.run()
 	s.finish(dir, err)
+	pp.linger(err)
+}
+
+// pumpDone counts a pump out; the last one closes the sockets.
+func (s *session) pumpDone() {
+	if s.pumps.Add(-1) == 0 {
+		s.finishTeardown()
+	}
 }
 
 // finish maps the reason a pump stopped to what both sides are told.
@@ -259,65 +295,92 @@ func (s *session) finish(dir plugins.Direction, err error) {
 
 // end tears the session down once: a close frame with code and reason to each side
 // that has not sent or received one yet (1006 is never sent: it means no close
-// frame), both sockets closed, the close event logged.
+// frame), then the lingering close (see session). It does not wait for the
+// lingering: later callers return at once, and the last pump to finish (or the
+// backstop timer, if goproxy never runs one) closes the sockets and logs the close.
 func (s *session) end(code wsframe.CloseCode, reason, by string) {
-	s.endOnce.Do(func() {
-		// The first close wins the log: a close frame a peer sent earlier, or this
-		// one, not the replies the peers send to it while the sockets close.
-		s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: time.Now(), Code: code, Reason: reason, By: by})
-		s.cancel()
-		wire := code
-		if !wire.ValidOnWire() {
-			wire = wsframe.CloseGoingAway
+	if !s.ending.CompareAndSwap(false, true) {
+		return
+	}
+	// The first close wins the log: a close frame a peer sent earlier, or this
+	// one, not the replies the peers send to it while the sockets close.
+	s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: time.Now(), Code: code, Reason: reason, By: by})
+	s.cancel()
+	wire := code
+	if !wire.ValidOnWire() {
+		wire = wsframe.CloseGoingAway
+	}
+	payload := wsframe.AppendClose(nil, wire, reason)
+	until := time.Now().Add(closeTimeout)
+	s.mu.Lock()
+	s.done, s.lingerUntil = true, until
+	toClient, client := s.toClient, s.client
+	if toClient == nil {
+		s.pendingClose = payload // for WriteTo
+	}
+	s.early2c = nil
+	s.mu.Unlock()
+	var waits []chan struct{}
+	for _, l := range []*leg{s.toServer, toClient} {
+		if l == nil {
+			continue
 		}
-		payload := wsframe.AppendClose(nil, wire, reason)
+		// A write blocked on a stuck peer holds the lock; the deadline frees it.
+		if c, ok := l.dst.(interface{ SetWriteDeadline(time.Time) error }); ok {
+			c.SetWriteDeadline(until)
+		}
+		l.mu.Lock()
+		switch l.state {
+		case legClosed:
+		case legMidFrame:
+			// The streaming pump sends the close when the frame ends.
+			l.deferredClose, l.closeWritten = payload, make(chan struct{})
+			waits = append(waits, l.closeWritten)
+		default:
+			l.writeClose(payload)
+		}
+		l.mu.Unlock()
+	}
+	deadline := time.NewTimer(closeTimeout)
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-deadline.C:
+		}
+	}
+	deadline.Stop()
+	// The pumps now read on until each peer answers with its close frame or the
+	// deadline passes.
+	setReadDeadline(s.toServer.dst, until)
+	setReadDeadline(client, until)
+	s.mu.Lock()
+	s.backstop = time.AfterFunc(closeTimeout+time.Second, s.finishTeardown)
+	s.mu.Unlock()
+}
+
+// finishTeardown closes both sockets and logs the close, once.
+func (s *session) finishTeardown() {
+	s.teardown.Do(func() {
 		s.mu.Lock()
-		s.done = true
-		toClient := s.toClient
-		s.early2c = nil
+		if s.backstop != nil {
+			s.backstop.Stop()
+		}
 		s.mu.Unlock()
-		var waits []chan struct{}
-		for _, l := range []*leg{s.toServer, toClient} {
-			if l == nil {
-				continue
-			}
-			// A write blocked on a stuck peer holds the lock; the deadline frees it.
-			if c, ok := l.dst.(interface{ SetWriteDeadline(time.Time) error }); ok {
-				c.SetWriteDeadline(time.Now().Add(closeTimeout))
-			}
-			l.mu.Lock()
-			switch l.state {
-			case legClosed:
-			case legMidFrame:
-				// The streaming pump sends the close when the frame ends.
-				l.deferredClose, l.closeWritten = payload, make(chan struct{})
-				waits = append(waits, l.closeWritten)
-			default:
-				l.writeClose(payload)
-			}
-			l.mu.Unlock()
-		}
-		deadline := time.NewTimer(closeTimeout)
-		for _, w := range waits {
-			select {
-			case <-w:
-			case <-deadline.C:
-			}
-		}
-		deadline.Stop()
 		s.closeSockets()
-		s.p.pipeline.Close(context.Background(), s.conn, *s.closeEv.Load())
+		s.p.pipeline.Close(context.Background(), s.conn, *s.closeEv.Load(), s.streams[:]...)
 		s.p.sessions.Delete(s)
+		close(s.finished)
 	})
 }
 
 func (s *session) closeSockets() {
 	s.upstream.Close()
 	s.mu.Lock()
-	if s.client != nil {
-		s.client.Close()
-	}
+	client := s.client
 	s.mu.Unlock()
+	if c, ok := client.(io.Closer); ok {
+		c.Close()
+	}
 }
 
 // stream returns the pipeline of direction d.
@@ -325,27 +388,45 @@ func (s *session) stream(d plugins.Direction) *plugins.Stream { return s.streams
 
 // pumper is the state of one direction's pump.
 type pumper struct {
-	s        *session
-	dir      plugins.Direction
-	out      *leg
-	st       *plugins.Stream
-	r        *wsframe.Reader
-	a        *wsframe.Assembler
-	takeover bool // the sender compresses with context takeover
+	s         *session
+	dir       plugins.Direction
+	out       *leg
+	st        *plugins.Stream
+	src       io.Reader // what r reads: the lingering close drains it after a framing error
+	r         *wsframe.Reader
+	a         *wsframe.Assembler // no Inflater: compressed messages are inflated here, as they arrive
+	inf       *wsframe.Inflater  // nil without permessage-deflate in this direction
+	takeover  bool               // the sender compresses with context takeover
+	closeSeen bool               // the sender sent its close frame
 
 	sizes []int
 	now   time.Time // the clock, read once per batch of frames (zero: read it)
+	buf   []byte    // a chunk of payload on its way (chunkSize)
+
+	// A compressed message being assembled for the hooks: inflated as its frames
+	// arrive into plain, so that a bomb is found out before it takes memory.
+	compressing    bool
+	plain          chunkBuf
+	infDone        bool   // the Inflater reached the end of the message
+	pendingInflate []byte // compressed bytes read but not inflated yet when streaming began
 
 	// Streaming a message too large for the hooks.
 	streaming    bool // between the message's first and last frame
 	streamOp     wsframe.Opcode
-	streamLen    int64
+	streamLen    int64 // payload bytes so far, inflated when compressed
+	streamWire   int64 // compressed: the bytes on the wire so far
 	streamFrames int
 	streamTime   time.Time
+	streamComp   bool       // compressed: inflated as it passes, for the checks and the window
+	streamOwn    bool       // ... and the proxy compresses this direction: the plaintext goes out uncompressed
 	text         utf8Stream // the UTF-8 check of a streamed text message
 	preview      []byte
-	buf          []byte
+	inflated     []byte // a chunk of a streamed message's plaintext (chunkSize)
 }
+
+// chunkSize is the piece in which payloads are read, inflated and streamed.
+const chunkSize = 32 << 10
+
 
 func (pp *pumper) run() error {
 	defer func() {
@@ -371,6 +452,9 @@ func (pp *pumper) run() error {
 		out.mu.Unlock()
 	}()
 	for {
+		if pp.s.ctx.Err() != nil {
+			return errEnded // the session ended: what follows is lingering
+		}
 		h, err := pp.r.NextFrame()
 		if err != nil {
 			return err
@@ -391,6 +475,30 @@ func (pp *pumper) run() error {
 	}
 }
 
+// linger reads what the sender still sends after the session ended, and throws it
+// away, until its close frame (its side of the close handshake is then done), the
+// end of its stream or the deadline that end set: closing a socket with unread
+// bytes would reset the connection and could destroy the close frame just written to
+// that peer. After a framing error the bytes cannot be parsed, so they are drained
+// raw until the peer closes or the deadline passes.
+func (pp *pumper) linger(err error) {
+	var pe *wsframe.ProtocolError
+	switch {
+	case pp.closeSeen, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, os.ErrDeadlineExceeded):
+		return
+	case errors.As(err, &pe), pp.streaming:
+		io.Copy(io.Discard, pp.src)
+		return
+	}
+	for {
+		h, err := pp.r.NextFrame()
+		if err != nil || h.Opcode == wsframe.OpClose {
+			return
+		}
+	}
+}
+
 // frame handles one frame whose header was just read.
 func (pp *pumper) frame(h wsframe.Header) error {
 	maxHook := pp.s.p.maxHookMessage
@@ -399,23 +507,23 @@ func (pp *pumper) frame(h wsframe.Header) error {
 		if h.Opcode != wsframe.OpContinuation {
 			return fmt.Errorf("%w (%s)", wsframe.ErrExpectedContinue, h.Opcode)
 		}
-		return pp.streamFrame(h)
-	case h.Opcode.IsData() && !h.Compressed() && !pp.a.InMessage() && h.Length > uint64(maxHook):
+		return pp.streamFrame(h, 0)
+	case pp.inf != nil && (h.Opcode.IsData() && h.Compressed() && !pp.a.InMessage() || h.Opcode == wsframe.OpContinuation && pp.compressing):
+		return pp.compressedFrame(h)
+	case h.Opcode.IsData() && !pp.a.InMessage() && h.Length > uint64(maxHook):
 		// A new uncompressed message too large for the hooks: stream it.
 		if err := pp.startStream(h.Opcode, nil, nil); err != nil {
 			return err
 		}
-		return pp.streamFrame(h)
+		return pp.streamFrame(h, 0)
 	case h.Opcode == wsframe.OpContinuation && pp.a.InMessage():
 		// An uncompressed message growing past the hook limit: stream the rest.
-		// (Compressed ones are assembled up to --max-message: inflating needs the
-		// whole message, and the window needs every message.)
-		if frames, wire := pp.a.Partial(); !frames[0].Compressed() && int64(len(wire))+int64(h.Length) > maxHook {
+		if frames, wire := pp.a.Partial(); int64(len(wire))+int64(h.Length) > maxHook {
 			pp.a.Detach()
 			if err := pp.startStream(frames[0].Opcode, frames, wire); err != nil {
 				return err
 			}
-			return pp.streamFrame(h)
+			return pp.streamFrame(h, 0)
 		}
 	}
 	if err := pp.a.Begin(h); err != nil {
@@ -434,6 +542,81 @@ func (pp *pumper) frame(h wsframe.Header) error {
 	return pp.message(m)
 }
 
+// compressedFrame reads a frame of a compressed message a chunk at a time, keeping
+// the compressed bytes for byte-identical forwarding and inflating them as they come.
+// As soon as either grows past the hook limit the message is streamed instead: a
+// compression bomb never costs more than the limit.
+func (pp *pumper) compressedFrame(h wsframe.Header) error {
+	if err := pp.a.Begin(h); err != nil {
+		return err
+	}
+	if h.Opcode != wsframe.OpContinuation {
+		pp.compressing, pp.infDone = true, false
+		pp.inf.Begin(pp.s.p.maxMessage)
+		pp.plain.reset()
+	}
+	maxHook := pp.s.p.maxHookMessage
+	read := 0
+	for pp.r.Remaining() > 0 {
+		n, err := pp.r.Read(pp.buf)
+		if n > 0 {
+			chunk := pp.buf[:n]
+			pp.a.Write(chunk)
+			read += n
+			rest, ierr := pp.inflate(chunk, h.Fin && pp.r.Remaining() == 0)
+			if ierr != nil {
+				return ierr
+			}
+			if _, wire := pp.a.Partial(); len(rest) > 0 || int64(pp.plain.n) > maxHook || int64(len(wire)) > maxHook {
+				return pp.streamCompressed(h, read, rest)
+			}
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+	}
+	if h.Fin && !pp.infDone {
+		if _, err := pp.inflate(nil, true); err != nil {
+			return err
+		}
+	}
+	m, err := pp.a.End()
+	if err != nil || m == nil {
+		return err
+	}
+	pp.compressing = false
+	m.Payload = pp.plain.bytes()
+	defer pp.plain.reset()
+	if m.Opcode == wsframe.OpText && !utf8.Valid(m.Payload) {
+		return wsframe.ErrInvalidUTF8
+	}
+	return pp.message(m)
+}
+
+// inflate inflates src, a piece of the compressed message in progress, onto plain.
+// It stops when plain holds more than the hook limit and returns the part of src not
+// inflated yet.
+func (pp *pumper) inflate(src []byte, final bool) (rest []byte, err error) {
+	maxHook := pp.s.p.maxHookMessage
+	for {
+		dst := pp.plain.room()
+		nDst, nSrc, err := pp.inf.InflateChunk(dst, src, final)
+		pp.plain.grew(nDst)
+		src = src[nSrc:]
+		switch {
+		case errors.Is(err, io.EOF):
+			pp.infDone = true
+			return nil, nil // the message is whole
+		case err != nil:
+			return nil, err
+		case nDst < len(dst):
+			return nil, nil // src is used up
+		case int64(pp.plain.n) > maxHook:
+			return src, nil
+		}
+	}
+}
+
 // clock returns the time of the current batch of frames.
 func (pp *pumper) clock() time.Time {
 	if pp.now.IsZero() {
@@ -444,9 +627,16 @@ func (pp *pumper) clock() time.Time {
 
 // control relays a ping, pong or close frame unchanged and logs it.
 func (pp *pumper) control(m *wsframe.Message) error {
+	if pp.s.ctx.Err() != nil {
+		// The session is ending: this is a peer answering the teardown's close
+		// frame, which the other side must not get in place of that close.
+		pp.closeSeen = pp.closeSeen || m.Opcode == wsframe.OpClose
+		return errEnded
+	}
 	rec, ev, isClose := pp.st.Control(m, pp.clock())
 	if isClose {
 		pp.s.closeEv.CompareAndSwap(nil, &ev)
+		pp.closeSeen = true
 	}
 	out := pp.out
 	out.mu.Lock()
@@ -467,6 +657,9 @@ func (pp *pumper) control(m *wsframe.Message) error {
 // message runs a data message through the pipeline and forwards the verdict.
 func (pp *pumper) message(m *wsframe.Message) error {
 	s := pp.s
+	if s.ctx.Err() != nil {
+		return errEnded // the session is ending: nothing more is relayed
+	}
 	rec, inject, err := pp.st.Message(s.ctx, m, pp.clock())
 	if err != nil {
 		return err
@@ -519,15 +712,10 @@ func (pp *pumper) frameSizes(m *wsframe.Message, n int) []int {
 	return pp.sizes
 }
 
-// startStream begins forwarding a message that bypasses the hooks, with the frames
-// of it that were already assembled.
+// startStream begins forwarding an uncompressed message that bypasses the hooks,
+// with the frames of it that were already assembled.
 func (pp *pumper) startStream(op wsframe.Opcode, frames []wsframe.Header, wire []byte) error {
-	pp.streaming = true
-	pp.streamOp, pp.streamLen, pp.streamFrames = op, int64(len(wire)), len(frames)
-	pp.streamTime = pp.clock()
-	pp.preview = append(pp.preview[:0], wire[:min(len(wire), plugins.PreviewBytes)]...)
-	pp.text.reset()
-	pp.text.write(wire) // the assembled part, unmasked
+	pp.beginStream(op, len(frames), wire, false)
 	out := pp.out
 	out.mu.Lock()
 	defer out.mu.Unlock()
@@ -538,67 +726,165 @@ func (pp *pumper) startStream(op wsframe.Opcode, frames []wsframe.Header, wire [
 	return out.w.WriteFrames(frames, wire)
 }
 
-// errEnded stops a pump that delivered the teardown's close frame.
-var errEnded = errors.New("proxy: session ended")
+// beginStream sets up the streaming of a message whose first frames (and plaintext
+// so far) are known.
+func (pp *pumper) beginStream(op wsframe.Opcode, frames int, plain []byte, compressed bool) {
+	pp.streaming, pp.streamComp, pp.streamOwn = true, compressed, false
+	pp.streamOp, pp.streamLen, pp.streamFrames = op, int64(len(plain)), frames
+	pp.streamWire = 0
+	pp.streamTime = pp.clock()
+	pp.preview = append(pp.preview[:0], plain[:min(len(plain), plugins.PreviewBytes)]...)
+	pp.text.reset()
+	pp.text.write(plain) // unmasked, inflated
+}
 
-// streamFrame forwards one frame of a streamed message as it arrives, holding no
-// more of it than a buffer, and the output lock only while writing.
-func (pp *pumper) streamFrame(h wsframe.Header) error {
-	pp.streamLen += int64(h.Length)
-	pp.streamFrames++
-	if pp.streamLen > pp.s.p.maxMessage {
-		return fmt.Errorf("%w of %d bytes", wsframe.ErrMessageTooBig, pp.s.p.maxMessage)
+// streamCompressed turns the compressed message being assembled into a streamed one,
+// in the middle of frame h, of which read payload bytes have been read; rest is the
+// part of them not inflated yet. While the proxy does not compress this direction
+// itself, the frames go out as they came; when it does (see wsframe docs: after a
+// rewrite under context takeover), the message goes out uncompressed, in frames of
+// the plaintext as it is inflated (an uncompressed message leaves the receiver's
+// window alone, like an injection).
+func (pp *pumper) streamCompressed(h wsframe.Header, read int, rest []byte) error {
+	frames, wire := pp.a.Partial()
+	pp.a.Detach()
+	pp.compressing = false
+	complete := len(wire) - read
+	pp.beginStream(frames[0].Opcode, len(frames), nil, true)
+	pp.streamWire = int64(len(wire))
+	for _, ch := range pp.plain.chunks {
+		pp.streamLen += int64(len(ch))
+		pp.keep(ch)
 	}
 	out := pp.out
 	out.mu.Lock()
 	var err error
 	if out.state != legClosed {
-		out.state = legMidFrame
-		err = out.w.WriteHeader(h)
+		pp.streamOwn = out.owned
+		if pp.streamOwn {
+			out.state = legStreaming
+			op := pp.streamOp
+			for _, ch := range pp.plain.chunks {
+				if err == nil {
+					err = out.w.WriteFragment(op, 0, ch, false)
+					op = wsframe.OpContinuation
+				}
+			}
+			if op != wsframe.OpContinuation && err == nil {
+				err = out.w.WriteFragment(op, 0, nil, false) // nothing inflated yet
+			}
+		} else {
+			out.state = legMidFrame
+			if err = out.w.WriteFrames(frames[:len(frames)-1], wire[:complete]); err == nil {
+				err = out.w.WriteHeader(h)
+			}
+			if err == nil && read > 0 {
+				part := wire[complete:]
+				if h.Masked {
+					wsframe.Mask(h.Mask, 0, part) // back to the bytes on the wire (the buffer is ours now)
+				}
+				err = out.w.WriteRaw(part)
+			}
+		}
 	}
 	out.mu.Unlock()
+	pp.plain.reset()
 	if err != nil {
 		return err
 	}
-	if pp.buf == nil {
-		pp.buf = make([]byte, 32<<10)
+	pp.pendingInflate = rest
+	return pp.streamFrame(h, read)
+}
+
+// errEnded stops a pump that delivered the teardown's close frame.
+var errEnded = errors.New("proxy: session ended")
+
+// streamFrame forwards frame h of a streamed message as it arrives, from payload
+// offset pos (0: the header is not written yet), holding no more of it than a
+// buffer, and the output lock only while writing. A compressed message is inflated
+// as it passes, for the UTF-8 check, the preview and the inflate window.
+func (pp *pumper) streamFrame(h wsframe.Header, pos int) error {
+	if pos == 0 {
+		pp.streamFrames++
 	}
-	pos := 0
-	for {
+	if pp.streamComp {
+		// The inflated length is held to the limit by the Inflater; this holds the
+		// bytes on the wire to it too (empty deflate blocks inflate to nothing).
+		pp.streamWire += int64(h.Length) - int64(pos)
+		if pp.streamWire > pp.s.p.maxMessage {
+			return fmt.Errorf("%w of %d bytes", wsframe.ErrMessageTooBig, pp.s.p.maxMessage)
+		}
+	} else {
+		pp.streamLen += int64(h.Length) - int64(pos)
+		if pp.streamLen > pp.s.p.maxMessage {
+			return fmt.Errorf("%w of %d bytes", wsframe.ErrMessageTooBig, pp.s.p.maxMessage)
+		}
+	}
+	out := pp.out
+	forward := !pp.streamOwn // the frames go out as they came
+	if forward && pos == 0 {
+		out.mu.Lock()
+		var err error
+		if out.state != legClosed {
+			out.state = legMidFrame
+			err = out.w.WriteHeader(h)
+		}
+		out.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	// failed is an error of the payload (it inflates past the limit, or is no
+	// deflate data) met in the middle of a forwarded frame: nothing can follow half
+	// a frame, not even a close frame, so the rest of the frame is forwarded
+	// unlooked-at and the error is returned at its end.
+	var failed error
+	if rest := pp.pendingInflate; len(rest) > 0 {
+		pp.pendingInflate = nil
+		failed = pp.streamInflate(rest, h.Fin && pp.r.Remaining() == 0)
+		if failed != nil && !forward {
+			return failed
+		}
+	}
+	for pp.r.Remaining() > 0 {
 		n, rerr := pp.r.ReadRaw(pp.buf)
 		if n > 0 {
-			if keep := min(n, plugins.PreviewBytes-len(pp.preview)); keep > 0 {
-				off := len(pp.preview)
-				pp.preview = append(pp.preview, pp.buf[:keep]...)
-				if h.Masked {
-					wsframe.Mask(h.Mask, pos, pp.preview[off:])
+			chunk := pp.buf[:n]
+			if forward {
+				out.mu.Lock()
+				var err error
+				if out.state != legClosed {
+					if err = out.w.WriteRaw(chunk); err == nil && pp.r.Buffered() == 0 {
+						err = out.w.Flush() // the next read may block: do not sit on data
+					}
 				}
+				out.mu.Unlock()
+				if err != nil {
+					return err
+				}
+			}
+			// Forwarded (the writer copied or sent the bytes): unmask in place.
+			if h.Masked {
+				wsframe.Mask(h.Mask, pos, chunk)
 			}
 			pos += n
-			out.mu.Lock()
-			if out.state != legClosed {
-				if err = out.w.WriteRaw(pp.buf[:n]); err == nil && pp.r.Buffered() == 0 {
-					err = out.w.Flush() // the next read may block: do not sit on data
+			switch {
+			case failed != nil:
+			case pp.streamComp:
+				failed = pp.streamInflate(chunk, h.Fin && pp.r.Remaining() == 0)
+				if failed != nil && !forward {
+					return failed
 				}
-			}
-			out.mu.Unlock()
-			if err != nil {
-				return err
-			}
-			if pp.streamOp == wsframe.OpText && pp.text.valid(false) {
-				// Forwarded (the writer copied or sent the bytes): unmask in place.
-				if h.Masked {
-					wsframe.Mask(h.Mask, pos-n, pp.buf[:n])
-				}
-				pp.text.write(pp.buf[:n])
+			default:
+				pp.keep(chunk)
 			}
 		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
 			return rerr
 		}
+	}
+	if failed == nil && pp.streamComp && h.Fin && !pp.infDone {
+		failed = pp.streamInflate(nil, true)
 	}
 	// The frame is whole: anything that waited for its end can go out now.
 	out.mu.Lock()
@@ -612,6 +898,10 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 		out.mu.Unlock()
 		return errEnded
 	}
+	if failed != nil {
+		out.mu.Unlock()
+		return failed
+	}
 	if pp.streamOp == wsframe.OpText && !pp.text.valid(h.Fin) {
 		// Like a text message the hooks see, one that is not UTF-8 fails the
 		// connection (1007); streamed, it is found out only as it passes, so
@@ -623,6 +913,10 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 		out.mu.Unlock()
 		return nil
 	}
+	var err error
+	if pp.streamOwn && out.state != legClosed {
+		err = out.w.WriteFragment(wsframe.OpContinuation, 0, nil, true) // the end of the plaintext
+	}
 	// The message is whole: its record goes first (like any message, when it
 	// completes: a ping between its frames comes first), then the injections that
 	// waited for it, written in the same critical section so that none overtakes
@@ -631,14 +925,72 @@ func (pp *pumper) streamFrame(h wsframe.Header) error {
 	if out.state == legStreaming {
 		out.state = legIdle
 	}
-	rec := pp.st.Streamed(pp.streamOp, pp.preview, pp.streamLen, pp.streamFrames, false, pp.streamTime)
+	seq := pp.st.NextSeq() // before the injections queued behind the message
 	queued := out.queue
 	out.queue = nil
-	injected, err := pp.s.writeInjections(out, queued)
+	injected, ierr := pp.s.writeInjections(out, queued)
 	out.mu.Unlock()
-	pp.st.Emit(rec)
+	pp.st.Emit(pp.st.Streamed(pp.streamOp, pp.preview, pp.streamLen, pp.streamFrames, pp.streamComp, seq, pp.streamTime))
 	pp.s.emitInjections(injected)
-	return err
+	if pp.inflated != nil && !pp.streaming {
+		pp.inflated = nil // a streamed message is rare: do not keep its buffer
+	}
+	return cmp.Or(err, ierr)
+}
+
+// streamInflate inflates src, a piece of the compressed message being streamed,
+// a chunk at a time: each chunk of plaintext feeds the preview and the UTF-8 check,
+// and, when the proxy compresses this direction itself, goes out as a frame.
+func (pp *pumper) streamInflate(src []byte, final bool) error {
+	if pp.inflated == nil {
+		pp.inflated = make([]byte, chunkSize)
+	}
+	if pp.infDone {
+		return nil
+	}
+	for {
+		nDst, nSrc, err := pp.inf.InflateChunk(pp.inflated, src, final)
+		src = src[nSrc:]
+		if nDst > 0 {
+			plain := pp.inflated[:nDst]
+			pp.streamLen += int64(nDst)
+			pp.keep(plain)
+			if pp.streamOwn {
+				out := pp.out
+				out.mu.Lock()
+				var werr error
+				if out.state != legClosed {
+					if werr = out.w.WriteFragment(wsframe.OpContinuation, 0, plain, false); werr == nil && pp.r.Buffered() == 0 {
+						werr = out.w.Flush()
+					}
+				}
+				out.mu.Unlock()
+				if werr != nil {
+					return werr
+				}
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			pp.infDone = true
+			return nil
+		case err != nil:
+			return err
+		case nDst < len(pp.inflated):
+			return nil // src is used up
+		}
+	}
+}
+
+// keep feeds a piece of a streamed message's payload (unmasked, inflated) to the
+// preview and the UTF-8 check.
+func (pp *pumper) keep(p []byte) {
+	if room := plugins.PreviewBytes - len(pp.preview); room > 0 {
+		pp.preview = append(pp.preview, p[:min(len(p), room)]...)
+	}
+	if pp.streamOp == wsframe.OpText && pp.text.valid(false) {
+		pp.text.write(p)
+	}
 }
 
 // Inject sends a new message in direction in.Dir, uncompressed: an uncompressed

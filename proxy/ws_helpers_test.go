@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -144,16 +145,35 @@ type wsrConn struct {
 	// Ext are the RSV bits the peer may set (wsframe.RSV1 under permessage-deflate);
 	// set before Start. Compressed messages are delivered as they are on the wire.
 	Ext uint8
+	// AnswerClose makes the reader answer a close frame with one of its own, as
+	// RFC 6455 §5.5.1 asks and real peers do (the proxy then need not wait for the
+	// end of its lingering close); set before Start. Tests that script every frame
+	// leave it off.
+	AnswerClose bool
 
 	src         io.Reader // the connection's bytes after the handshake (buffered ones first)
 	recvd, sent *wsrRecorder
 
-	wmu sync.Mutex
-	w   *wsframe.Writer
+	wmu       sync.Mutex
+	w         *wsframe.Writer
+	closeSent bool // a close frame went out (under wmu)
 
-	msgs chan wsrMsg
-	done chan struct{}
-	rerr error // why the reader stopped, once done is closed
+	msgs  chan wsrMsg
+	done  chan struct{}
+	rerr  error        // why the reader stopped, once done is closed
+	nread atomic.Int64 // bytes the reader has read: Next waits while they grow
+}
+
+// countingReader counts what is read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // wsrWriteRec writes to a conn and records what was written.
@@ -200,7 +220,7 @@ func (c *wsrConn) Start() {
 	go func() {
 		defer close(c.done)
 		defer close(c.msgs)
-		r := wsframe.NewReader(c.src, wsframe.Rules{Sender: c.peer(), Extensions: c.Ext}, 0)
+		r := wsframe.NewReader(countingReader{c.src, &c.nread}, wsframe.Rules{Sender: c.peer(), Extensions: c.Ext}, 0)
 		a := wsframe.NewAssembler(wsframe.AssemblerConfig{Limits: wsframe.Limits{MaxMessageSize: 1 << 30}})
 		for {
 			m, err := a.ReadMessage(r)
@@ -208,22 +228,39 @@ func (c *wsrConn) Start() {
 				c.rerr = err
 				return
 			}
+			if m.Opcode == wsframe.OpClose && c.AnswerClose {
+				// Answer the close with its code, unless one was sent already.
+				code, _, _ := wsframe.ParseClose(m.Payload)
+				var reply []byte
+				if code.ValidOnWire() {
+					reply = wsframe.AppendClose(nil, code, "")
+				}
+				c.sendClose(reply)
+			}
 			c.msgs <- wsrMsg{Op: m.Opcode, Payload: slices.Clone(m.Payload), Frames: len(m.Frames), Compressed: m.Compressed}
 		}
 	}()
 }
 
 // Next returns the next message, or ok false when the reader stopped (see Err). It
-// fails the test after wsrWait.
+// fails the test when wsrWait passes without a message and without a byte of one
+// arriving: a large message that is still coming in (slowly, under -race on a busy
+// machine) is waited for, up to wsrConnTimeout.
 func (c *wsrConn) Next(t testing.TB) (m wsrMsg, ok bool) {
 	t.Helper()
-	select {
-	case m, ok = <-c.msgs:
-		return m, ok
-	case <-time.After(wsrWait):
-		t.Fatalf("%s: no message within %v", c.Side, wsrWait)
+	start, seen := time.Now(), c.nread.Load()
+	for {
+		select {
+		case m, ok = <-c.msgs:
+			return m, ok
+		case <-time.After(wsrWait):
+			n := c.nread.Load()
+			if n == seen || time.Since(start) > wsrConnTimeout {
+				t.Fatalf("%s: no message within %v, and no bytes of one for %v", c.Side, time.Since(start).Round(time.Second), wsrWait)
+			}
+			seen = n
+		}
 	}
-	return
 }
 
 // Expect reads the next message and checks its opcode and payload.
@@ -290,10 +327,24 @@ func (c *wsrConn) ExpectClosedByPeer(t testing.TB) {
 	}
 }
 
+// sendClose sends a close frame with payload, unless one went out already.
+func (c *wsrConn) sendClose(payload []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return
+	}
+	c.closeSent = true
+	if c.w.WriteMessage(wsframe.OpClose, 0, payload, nil) == nil {
+		c.w.Flush()
+	}
+}
+
 // Send writes a whole message in one frame and flushes it.
 func (c *wsrConn) Send(op wsframe.Opcode, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.closeSent = c.closeSent || op == wsframe.OpClose
 	if err := c.w.WriteMessage(op, 0, payload, nil); err != nil {
 		return err
 	}
@@ -304,6 +355,7 @@ func (c *wsrConn) Send(op wsframe.Opcode, payload []byte) error {
 func (c *wsrConn) SendFrame(fin bool, op wsframe.Opcode, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.closeSent = c.closeSent || op == wsframe.OpClose
 	h := wsframe.Header{Fin: fin, Opcode: op, Masked: c.Side == wsframe.Client}
 	if h.Masked {
 		h.Mask = c.w.NewMaskKey()

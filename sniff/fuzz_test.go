@@ -42,10 +42,11 @@ func (k *checker) Closed(c *plugins.Conn, _ plugins.CloseEvent) {
 	delete(k.conns, c.ID)
 }
 
-func (k *checker) Gap(*plugins.Conn, plugins.Direction, time.Time, int64, bool)   {}
-func (k *checker) Resync(*plugins.Conn, plugins.Direction, time.Time, int64)      {}
-func (k *checker) Undecodable(*plugins.Record, string)                            {}
-func (k *checker) StreamError(*plugins.Conn, plugins.Direction, time.Time, error) {}
+func (k *checker) Gap(*plugins.Conn, plugins.Direction, time.Time, int64, bool)      {}
+func (k *checker) Resync(*plugins.Conn, plugins.Direction, time.Time, int64)         {}
+func (k *checker) Undecodable(*plugins.Record, string)                               {}
+func (k *checker) StreamError(*plugins.Conn, plugins.Direction, time.Time, error)    {}
+func (k *checker) Controls(*plugins.Conn, plugins.Direction, plugins.ControlSummary) {}
 
 // Small limits, so that the fuzzer reaches them.
 const (

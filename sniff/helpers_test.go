@@ -89,6 +89,10 @@ func (r *recorder) StreamError(c *plugins.Conn, dir plugins.Direction, t time.Ti
 	r.events = append(r.events, event{kind: "error", conn: c.ID, dir: dir, reason: err.Error(), time: t})
 }
 
+func (r *recorder) Controls(c *plugins.Conn, dir plugins.Direction, cs plugins.ControlSummary) {
+	r.events = append(r.events, event{kind: "controls", conn: c.ID, dir: dir, op: cs.Opcode, len: cs.Count, time: cs.Last})
+}
+
 // kinds returns the events of the given kinds.
 func (r *recorder) kinds(kinds ...string) []event {
 	var out []event

@@ -55,6 +55,11 @@ type Config struct {
 	// DefaultMaxHookMessage.
 	MaxHookMessage int64
 
+	// ControlBurst, when positive, is how many pings and pongs a second (of
+	// capture time) each direction reports one by one; the rest are counted (see
+	// plugins.Pipeline.ControlBurst). 0 reports every one.
+	ControlBurst int
+
 	// MaxBuffered bounds the out-of-order bytes held for one direction of a
 	// connection, and MaxBufferedTotal those of all connections: past them the
 	// missing bytes are given up as a gap. 0 means the defaults.
@@ -149,7 +154,8 @@ func New(cfg Config) *Sniffer {
 	}
 	s := &Sniffer{cfg: cfg, obs: plugins.Observers(cfg.Observers), dec: newPacketDecoder(), conns: map[uint64]*conn{},
 		seed: maphash.MakeSeed(), waiting: map[sideRef]int{}, hunting: map[*wsDir]struct{}{}, wsPorts: map[uint16]bool{}, log: cfg.Logger}
-	s.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: s.obs, MaxHookMessage: cfg.MaxHookMessage}
+	s.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: s.obs, MaxHookMessage: cfg.MaxHookMessage,
+		ControlBurst: cfg.ControlBurst}
 	for _, p := range cfg.WSPorts {
 		s.wsPorts[p] = true
 	}
@@ -514,7 +520,13 @@ func (s *Sniffer) endConn(c *conn, by string) {
 		if !f.closeSeen {
 			ev = plugins.CloseEvent{Time: s.pktTime, Code: wsframe.CloseAbnormal, By: by}
 		}
-		s.pipeline.Close(s.ctxOrBackground(), f.pc, ev)
+		var streams []*plugins.Stream
+		for i := range f.sides {
+			if d := f.sides[i].ws; d != nil {
+				streams = append(streams, d.st)
+			}
+		}
+		s.pipeline.Close(s.ctxOrBackground(), f.pc, ev, streams...)
 		s.wsConns.remove(c)
 		s.others.push(c)
 	}

@@ -150,8 +150,8 @@ func (d *wsDir) Message(m *wsframe.Message) {
 			c.f.closeSeen, c.f.closeEv = true, ev
 		}
 		s.stats.Messages++
-		s.stats.MessageBytes += rec.Len
-		d.st.Emit(rec)
+		s.stats.MessageBytes += int64(len(m.Payload))
+		d.st.Emit(rec) // nil for a ping counted with others
 		return
 	}
 	if m.Compressed {

@@ -75,8 +75,9 @@ type Message struct {
 
 	// Compressed reports that RSV1 was set on the first frame of a data message (RFC
 	// 7692 §6); it is never set for control frames. When the Assembler has no
-	// Inflater (lenient mode without a negotiated extension), Payload is the
-	// still-compressed Wire.
+	// Inflater (lenient mode without a negotiated extension, or a caller that
+	// inflates as the frames arrive), Payload is the still-compressed Wire, and a
+	// text message's UTF-8 is the caller's to check.
 	Compressed bool
 
 	// Wire is the payload as carried on the wire, unmasked: the same bytes as Payload
@@ -254,17 +255,21 @@ func (a *Assembler) Partial() (frames []Header, wire []byte) {
 	return a.data.Frames, a.data.Wire
 }
 
-// Detach gives up the data message in progress, which must have no payload pending,
-// and returns the headers and wire payload of the frames it received so far. The
-// caller takes over the rest of that message: its continuation frames must not be
-// passed to Begin, which would reject them. A relay uses it to stream a message that
-// turned out too large to hold. The slices stay valid as a [Message]'s do; large ones
-// are handed over to the caller.
+// Detach gives up the data message in progress and returns the headers and wire
+// payload of the frames it received so far. The caller takes over the rest of that
+// message: its continuation frames must not be passed to Begin, which would reject
+// them, and when Detach is called in the middle of a frame (between Begin and End,
+// after some of its payload was written), the rest of that frame's payload too. A
+// relay uses it to stream a message that turned out too large to hold. The slices
+// stay valid as a [Message]'s do; large ones are handed over to the caller.
 func (a *Assembler) Detach() (frames []Header, wire []byte) {
 	if !a.inData {
 		return nil, nil
 	}
 	a.inData = false
+	if a.cur == &a.data {
+		a.cur, a.need = nil, 0
+	}
 	frames, wire = a.data.Frames, a.data.Wire
 	a.release()
 	return frames, wire
@@ -341,7 +346,9 @@ func (a *Assembler) End() (*Message, error) {
 		}
 		m.Payload = out
 	}
-	if m.Opcode == OpText && !a.cfg.Lenient && !utf8.Valid(m.Payload) {
+	// A compressed message with no Inflater is inflated by the caller, which checks
+	// what it inflates (the compressed bytes are not text).
+	if m.Opcode == OpText && !a.cfg.Lenient && !(m.Compressed && a.cfg.Inflater == nil) && !utf8.Valid(m.Payload) {
 		a.release()
 		return nil, ErrInvalidUTF8
 	}

@@ -171,6 +171,17 @@ func (w *Writer) WriteMessage(op Opcode, rsv uint8, payload []byte, sizes []int)
 	return nil
 }
 
+// WriteFragment writes one frame of a message the caller cuts into frames as its
+// payload becomes available: op and rsv on the first frame (OpContinuation and 0 on
+// the others), fin on the last. A client's Writer masks it with a fresh key.
+func (w *Writer) WriteFragment(op Opcode, rsv uint8, payload []byte, fin bool) error {
+	h := Header{Fin: fin, Opcode: op, Rsv: rsv, Masked: w.masks}
+	if w.masks {
+		h.Mask = w.NewMaskKey()
+	}
+	return w.WriteFrame(h, payload)
+}
+
 // WriteFrames writes frames with the given headers, whose payloads follow one another
 // in payload (unmasked): the byte-identical forwarding path for an unmodified
 // [Message] (its Frames and Wire).

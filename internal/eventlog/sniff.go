@@ -7,7 +7,7 @@ import (
 	"github.com/wstap/wstap/plugins"
 )
 
-// Events only the sniffer produces (sniff.CaptureObserver). In the JSONL log they
+// Events only the sniffer produces, and the counted control frames. In the JSONL log they
 // share the head of the other events ("event", "time", "conn") and add "dir":
 //
 //	{"event":"gap","time":…,"conn":"c1","dir":"c2s","bytes":1448,"lost":true}
@@ -109,5 +109,45 @@ func (t *Terminal) StreamError(c *plugins.Conn, dir plugins.Direction, ts time.T
 	t.event(c, dir, ts, func(b []byte) []byte {
 		b = append(b, "error: "...)
 		return append(b, err.Error()...)
+	})
+}
+
+// Controls writes a "controls" event: pings or pongs of one direction counted
+// instead of logged one by one (plugins.Pipeline.ControlBurst):
+//
+//	{"event":"controls","time":…,"conn":"c1","dir":"c2s","opcode":"ping","count":9995,"bytes":39980,
+//	 "first":"…","seq_first":5,"seq_last":9999}
+//
+// time is the last one's; first the first one's.
+func (j *JSONL) Controls(c *plugins.Conn, dir plugins.Direction, s plugins.ControlSummary) {
+	j.line(func(b []byte) []byte {
+		b = j.head(b, "controls", s.Last, c)
+		b = appendField(b, "dir", dir.String())
+		b = appendField(b, "opcode", s.Opcode.String())
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, s.Count, 10)
+		b = append(b, `,"bytes":`...)
+		b = strconv.AppendInt(b, s.Bytes, 10)
+		b = append(b, `,"first":"`...)
+		b = j.appendTime(b, s.First)
+		b = append(b, `","seq_first":`...)
+		b = strconv.AppendUint(b, s.FirstSeq, 10)
+		b = append(b, `,"seq_last":`...)
+		b = strconv.AppendUint(b, s.LastSeq, 10)
+		return append(b, '}')
+	})
+}
+
+// Controls prints how many pings or pongs were counted instead of printed.
+func (t *Terminal) Controls(c *plugins.Conn, dir plugins.Direction, s plugins.ControlSummary) {
+	t.event(c, dir, s.Last, func(b []byte) []byte {
+		b = append(b, s.Opcode.String()...)
+		b = append(b, " ×"...)
+		b = strconv.AppendInt(b, s.Count, 10)
+		b = append(b, " ("...)
+		b = strconv.AppendInt(b, s.Bytes, 10)
+		b = append(b, " bytes) in "...)
+		b = append(b, s.Last.Sub(s.First).Round(time.Millisecond).String()...)
+		return append(b, ", counted, not shown one by one"...)
 	})
 }
