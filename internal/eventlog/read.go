@@ -53,7 +53,7 @@ type Event struct {
 	WouldDecoded    Bytes  `json:"would_decoded"`
 	WouldDrop       bool   `json:"would_drop"`
 	WouldInject     int    `json:"would_inject"`
-	Bytes           int64  `json:"bytes"`   // gap
+	Bytes           int64  `json:"bytes"`   // gap, controls
 	Lost            bool   `json:"lost"`    // gap
 	Skipped         int64  `json:"skipped"` // resync
 	Reason          string `json:"reason"`  // undecodable, close
@@ -65,6 +65,12 @@ type Event struct {
 
 	// lost
 	Lines int64 `json:"lines"`
+
+	// controls
+	Count    int64     `json:"count"`
+	First    time.Time `json:"first"`
+	SeqFirst uint64    `json:"seq_first"`
+	SeqLast  uint64    `json:"seq_last"`
 }
 
 // Request is the upgrade request of an "open" event.

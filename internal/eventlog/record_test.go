@@ -158,3 +158,27 @@ func TestCloseTwice(t *testing.T) {
 	v.Close()
 	v.Close()
 }
+
+// TestTerminalEscapesTraffic: text from the traffic (URL, subprotocol, extensions,
+// payloads, close reasons) cannot reach the terminal as control sequences, C1
+// controls (U+009B CSI, U+009D OSC) included.
+func TestTerminalEscapesTraffic(t *testing.T) {
+	var out bytes.Buffer
+	v := NewTerminal(&out, Block)
+	c := testConn()
+	c.ID = "c1\x1b[2J"
+	c.Subprotocol = "chat\u009b31m\x1b]0;pwned\x07"
+	c.Extensions = "permessage-deflate\u009d0;x\u009c"
+	v.Opened(c, time.Now())
+	v.Message(&plugins.Record{Conn: c, Dir: plugins.ServerToClient, Opcode: wsframe.OpText, Payload: []byte("hi \x1b[31mred\u009b1m"), Len: 12, Time: time.Now()})
+	v.Closed(c, plugins.CloseEvent{Time: time.Now(), Code: 1000, Reason: "bye\x1b[0m\u009b", By: "server"})
+	v.Close()
+	for _, bad := range []string{"\x1b", "\u009b", "\u009d", "\u009c", "\x07"} {
+		if strings.Contains(out.String(), bad) {
+			t.Errorf("the terminal got %q:\n%q", bad, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "chat·31m") {
+		t.Errorf("the subprotocol is not shown with its controls replaced:\n%s", out.String())
+	}
+}
