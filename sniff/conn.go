@@ -61,6 +61,9 @@ type follow struct {
 	pc        *plugins.Conn // once WebSocket
 	closeSeen bool
 	closeEv   plugins.CloseEvent // from the first close frame
+
+	order  uint64 // of the next event queued (see conn.release)
+	queued int    // bytes of the events queued
 }
 
 // side is the parser of one direction of a followed connection.

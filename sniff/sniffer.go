@@ -356,6 +356,9 @@ func (s *Sniffer) tcp(seg *segment) {
 		}
 	}
 	s.account(c, i)
+	if c.state == stWS {
+		c.release(false) // the segment may have ended a wait
+	}
 	if c.r[0].is(rDone) && c.r[1].is(rDone) {
 		s.endConn(c, c.finName())
 		return
@@ -516,6 +519,7 @@ func (s *Sniffer) endConn(c *conn, by string) {
 				d.end()
 			}
 		}
+		c.release(true)
 		ev := f.closeEv
 		if !f.closeSeen {
 			ev = plugins.CloseEvent{Time: s.pktTime, Code: wsframe.CloseAbnormal, By: by}
