@@ -237,7 +237,11 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			code = exitError
 		}
 	}
-	fmt.Fprintln(stderr, summary(s.Stats(), time.Since(start)))
+	st := s.Stats()
+	fmt.Fprintln(stderr, summary(st, time.Since(start)))
+	if hint := noHandshakeHint(st); hint != "" {
+		fmt.Fprintln(stderr, hint)
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		what := iface
 		if file != "" {
@@ -272,6 +276,29 @@ func summary(st sniff.Stats, took time.Duration) string {
 	}
 	fmt.Fprintf(&b, "; %s", took.Round(time.Millisecond))
 	return b.String()
+}
+
+// noHandshakeHint is the line that says which TCP connections look like
+// WebSocket without a handshake in the capture, and which --ws-port flags would
+// follow them; "" when none do.
+func noHandshakeHint(st sniff.Stats) string {
+	if st.NoHandshake == 0 {
+		return ""
+	}
+	ports, flags := make([]string, len(st.NoHandshakePorts)), make([]string, len(st.NoHandshakePorts))
+	for i, p := range st.NoHandshakePorts {
+		ports[i], flags[i] = strconv.Itoa(int(p)), "--ws-port "+strconv.Itoa(int(p))
+	}
+	what, look := strconv.FormatInt(st.NoHandshake, 10)+" TCP connections", "look"
+	if st.NoHandshake == 1 {
+		what, look = "1 TCP connection", "looks"
+	}
+	port := "port"
+	if len(ports) > 1 {
+		port = "ports"
+	}
+	return fmt.Sprintf("wstap sniff: %s (%s %s) %s like WebSocket frames without a handshake in the capture; try %s",
+		what, port, strings.Join(ports, ", "), look, strings.Join(flags, " "))
 }
 
 // isTerminal reports whether w is a terminal (not merely a character device,

@@ -41,6 +41,7 @@ type conn struct {
 	flags  uint8
 	finBy  uint8 // 1 + the index of the side whose FIN came first; 0 before any
 	early  uint8 // packets seen while a direction waits for its start
+	frames uint8 // for a connection not followed: what its bytes look like (frame bits)
 }
 
 // conn flags.
@@ -49,6 +50,15 @@ const (
 	_
 	cFlushing // side 0 is being flushed; cFlushing<<1 is side 1
 	_
+)
+
+// Frame bits of conn.frames, for side 0 (side 1's are shifted by 4): whether the
+// bytes of a connection that is not followed look like WebSocket frames, which
+// suggests a capture that began after its handshake (Stats.NoHandshake).
+const (
+	frTries  uint8 = 3      // how many payloads were looked at, up to 3
+	frLike   uint8 = 1 << 2 // one of them starts with frames
+	frMasked uint8 = 1 << 3 // masked ones: the side is the client
 )
 
 // follow is the state of a connection that is followed: its HTTP exchange, then
@@ -220,6 +230,7 @@ func (c *conn) classify(i int, p []byte, t time.Time) {
 		c.f.sides[i].ws.feed(b, t)
 		return
 	default:
+		c.noteFrames(i, b)
 		c.ignore()
 		return
 	}
@@ -502,4 +513,82 @@ func (c *conn) open(pc *plugins.Conn, t time.Time) {
 	}
 	s.stats.Connections++
 	s.pipeline.Open(s.ctxOrBackground(), pc, t)
+}
+
+// noteFrames looks at a payload of side i of a connection that is not followed:
+// does it start with WebSocket frames? Up to 3 payloads a side are looked at.
+func (c *conn) noteFrames(i int, p []byte) {
+	shift := 4 * i
+	v := c.frames >> shift & 0xf
+	if v&frLike != 0 || v&frTries == frTries {
+		return
+	}
+	v++
+	if ok, masked := looksLikeFrames(p); ok {
+		v |= frLike
+		if masked {
+			v |= frMasked
+		}
+	}
+	c.frames = c.frames&^(0xf<<shift) | v<<shift
+}
+
+// framesPort returns the server port of a connection not followed whose bytes look
+// like WebSocket frames: a side's payloads start with frames, masked from the
+// client and not from the server, and no side's first payloads all look like
+// something else.
+func (c *conn) framesPort() (uint16, bool) {
+	server := -1
+	for i := range 2 {
+		switch v := c.frames >> (4 * i) & 0xf; {
+		case v&frLike != 0:
+			srv := i
+			if v&frMasked != 0 {
+				srv = 1 - i
+			}
+			if server >= 0 && server != srv {
+				return 0, false
+			}
+			server = srv
+		case v&frTries == frTries:
+			return 0, false
+		}
+	}
+	if server < 0 {
+		return 0, false
+	}
+	return c.key.port(server), true
+}
+
+// looksLikeFrames reports whether b, the payload of a segment, starts with
+// WebSocket frames, all masked or all not: a cheap check that random bytes rarely
+// pass. The headers must pass the strict rules (permessage-deflate allowed), and
+// either end exactly where b ends or hold two whole frames before one that does
+// not fit.
+func looksLikeFrames(b []byte) (ok, masked bool) {
+	whole := 0
+	for off := 0; off < len(b); {
+		if len(b)-off < 2 || len(b)-off < wsframe.HeaderLen(b[off], b[off+1]) {
+			return whole >= 2, masked
+		}
+		h, n, err := wsframe.ParseHeader(b[off:])
+		if err != nil || whole > 0 && h.Masked != masked {
+			return false, false
+		}
+		masked = h.Masked
+		sender := wsframe.Server
+		if masked {
+			sender = wsframe.Client
+		}
+		if (wsframe.Rules{Sender: sender, Extensions: wsframe.RSV1}).Check(h, n) != nil {
+			return false, false
+		}
+		end := uint64(off) + uint64(n) + h.Length
+		if end > uint64(len(b)) {
+			return whole >= 2, masked
+		}
+		whole++
+		off = int(end)
+	}
+	return whole >= 1, masked
 }

@@ -1,6 +1,7 @@
 package sniff
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -97,6 +99,13 @@ type Stats struct {
 	Resyncs                       int64 // times the decoder skipped bytes to find a frame header again
 	Undecodable                   int64 // messages seen but not shown (compressed and not inflatable)
 	Errors                        int64 // protocol errors and messages above the size limit
+
+	// NoHandshake counts TCP connections that were not followed (neither an
+	// upgrade in the capture nor Config.WSPorts made them WebSocket) but whose
+	// bytes look like WebSocket frames: the capture likely began after their
+	// handshake. NoHandshakePorts are their server ports, the most common first.
+	NoHandshake      int64
+	NoHandshakePorts []uint16
 }
 
 // Sniffer follows the TCP connections in a stream of packets, finds the WebSocket
@@ -117,7 +126,10 @@ type Sniffer struct {
 	waiting  map[sideRef]int     // directions holding waiting segments: their bytes as counted in buffered
 	hunting  map[*wsDir]struct{} // directions resynchronising after a gap
 	buffered int                 // waiting bytes of all connections
-	log      *slog.Logger
+	// noHandshake counts, by server port, the connections not followed whose
+	// bytes look like WebSocket frames.
+	noHandshake map[uint16]int64
+	log         *slog.Logger
 
 	ctx      context.Context // of the current Packet or Flush call
 	pktTime  time.Time       // capture time of the packet being processed
@@ -153,7 +165,7 @@ func New(cfg Config) *Sniffer {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Sniffer{cfg: cfg, obs: plugins.Observers(cfg.Observers), dec: newPacketDecoder(), conns: map[uint64]*conn{},
-		seed: maphash.MakeSeed(), waiting: map[sideRef]int{}, hunting: map[*wsDir]struct{}{}, wsPorts: map[uint16]bool{}, log: cfg.Logger}
+		seed: maphash.MakeSeed(), waiting: map[sideRef]int{}, noHandshake: map[uint16]int64{}, hunting: map[*wsDir]struct{}{}, wsPorts: map[uint16]bool{}, log: cfg.Logger}
 	s.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: s.obs, MaxHookMessage: cfg.MaxHookMessage,
 		ControlBurst: cfg.ControlBurst}
 	for _, p := range cfg.WSPorts {
@@ -162,8 +174,22 @@ func New(cfg Config) *Sniffer {
 	return s
 }
 
-// Stats returns the counters so far.
-func (s *Sniffer) Stats() Stats { return s.stats }
+// Stats returns the counters so far. Connections count in NoHandshake once they
+// are forgotten (idle, or at the end: [Sniffer.Flush]).
+func (s *Sniffer) Stats() Stats {
+	st := s.stats
+	st.NoHandshakePorts = nil
+	for p := range s.noHandshake {
+		st.NoHandshakePorts = append(st.NoHandshakePorts, p)
+	}
+	slices.SortFunc(st.NoHandshakePorts, func(a, b uint16) int {
+		if n, m := s.noHandshake[a], s.noHandshake[b]; n != m {
+			return cmp.Compare(m, n)
+		}
+		return cmp.Compare(a, b)
+	})
+	return st
+}
 
 // Run reads packets from src until it reports io.EOF or ctx is done, then ends
 // every connection still open ([Sniffer.Flush]). When ctx is done it closes src to
@@ -328,6 +354,9 @@ func (s *Sniffer) tcp(seg *segment) {
 		if seg.rst {
 			s.endConn(c, "")
 		}
+		if c.frames != 0 && len(seg.payload) > 0 {
+			c.noteFrames(i, seg.payload)
+		}
 		return
 	}
 	if seg.syn && c.client < 0 {
@@ -469,6 +498,12 @@ func (s *Sniffer) newConn(h uint64, key *connKey) *conn {
 }
 
 func (s *Sniffer) removeConn(c *conn) {
+	if c.frames != 0 {
+		if port, ok := c.framesPort(); ok {
+			s.stats.NoHandshake++
+			s.noHandshake[port]++
+		}
+	}
 	h := maphash.Bytes(s.seed, c.key[:])
 	switch p := s.conns[h]; {
 	case p == c && c.hnext == nil:
