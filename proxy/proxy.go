@@ -11,9 +11,17 @@
 // inflate window, so from the first such change on the proxy compresses that
 // direction itself, without back-references and within the receiver's negotiated
 // window (see wsframe.Deflater).
+//
+// Every request wstap reads, on its listening socket or inside a CONNECT tunnel,
+// is read by a net/http server with the same header size limit and timeouts
+// (Config.MaxHeaderBytes, ReadHeaderTimeout, IdleTimeout): wstap opens CONNECT
+// tunnels itself, terminating TLS in them when the client speaks it, and hands
+// their requests to goproxy as absolute-form ones.
 package proxy
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -45,6 +53,14 @@ const (
 	DefaultMaxMessage     = 1 << 30
 )
 
+// Default limits on the requests wstap reads, on its listening socket and inside
+// CONNECT tunnels alike (see [Config]).
+const (
+	DefaultReadHeaderTimeout = 30 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = http.DefaultMaxHeaderBytes
+)
+
 // Config configures a [Proxy].
 type Config struct {
 	// CA signs the certificates presented to clients for MITM'd hosts. Required.
@@ -73,6 +89,25 @@ type Config struct {
 	// direction reports to the observer one by one; the rest are counted (see
 	// plugins.Pipeline.ControlBurst). 0 reports every one.
 	ControlBurst int
+
+	// The limits below hold for every request wstap reads: on the listening
+	// socket, and inside CONNECT tunnels (plain or TLS), which wstap serves with
+	// a net/http server of its own rather than goproxy's loop (that loop reads
+	// headers of any size and waits for them forever).
+
+	// ReadHeaderTimeout bounds the reading of each request's header, and how
+	// long a tunnel may stay silent after CONNECT (and take for its TLS
+	// handshake); a slower client is disconnected (DefaultReadHeaderTimeout
+	// when 0).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection waits for its next request
+	// before it is closed (DefaultIdleTimeout when 0).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds each request's header (request line and fields; as
+	// in net/http, 4 KiB more are read before the limit bites); a larger one is
+	// answered 431 Request Header Fields Too Large and the connection closed
+	// (DefaultMaxHeaderBytes when 0).
+	MaxHeaderBytes int
 }
 
 // Proxy is an intercepting HTTP proxy. It is an http.Handler; [Proxy.Serve] runs it
@@ -86,6 +121,11 @@ type Proxy struct {
 	log            *slog.Logger
 	maxHookMessage int64
 	maxMessage     int64
+
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	maxHeaderBytes    int
+	tunnels           *http.Server // serves the requests inside CONNECT tunnels
 
 	ids      handshake.IDs
 	sessions sync.Map // *session → struct{}
@@ -117,6 +157,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.maxHookMessage = min(p.maxHookMessage, p.maxMessage)
 	p.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: cfg.Observer, MaxHookMessage: p.maxHookMessage,
 		ControlBurst: cfg.ControlBurst}
+	p.readHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	p.idleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	p.maxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 
 	p.tr = &http.Transport{
 		Proxy:               http.ProxyURL(cfg.UpstreamProxy),
@@ -135,21 +178,195 @@ func New(cfg Config) (*Proxy, error) {
 	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "wstap is a proxy: point your browser's HTTP and HTTPS proxy at this address", http.StatusBadRequest)
 	})
-	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig}, host
-	})
+	// CONNECT never reaches goproxy (see serveConnect): only its request and
+	// response handling is used.
 	gp.OnRequest().DoFunc(p.onRequest)
 	gp.OnResponse().DoFunc(p.onResponse)
 	p.gp = gp
+	p.tunnels = p.newServer(http.HandlerFunc(p.serveTunnelled))
+	p.tunnels.BaseContext = func(l net.Listener) context.Context {
+		return context.WithValue(context.Background(), tunnelTargetKey{}, l.(*tunnelListener).target)
+	}
 	return p, nil
 }
 
-func (p *Proxy) tlsConfig(host string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
-	return p.ca.TLSConfig(host), nil
+// newServer returns an HTTP/1 server for h with wstap's limits on the requests
+// it reads.
+func (p *Proxy) newServer(h http.Handler) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true) // no HTTP/2: WebSocket over it (RFC 8441) would bypass the relay
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: p.readHeaderTimeout,
+		IdleTimeout:       p.idleTimeout,
+		MaxHeaderBytes:    p.maxHeaderBytes,
+		Protocols:         &protos,
+		ErrorLog:          slogErrorLog(p.log),
+	}
 }
 
-// ServeHTTP serves one proxy request.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.gp.ServeHTTP(w, r) }
+// ServeHTTP serves one proxy request: a CONNECT opens a tunnel whose requests
+// wstap serves itself (see serveConnect); any other request goes upstream through
+// goproxy.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		p.serveConnect(w, r)
+		return
+	}
+	p.gp.ServeHTTP(w, r)
+}
+
+// tlsRecordHandshake is the first byte of a TLS ClientHello (RFC 8446 §5.1).
+const tlsRecordHandshake = 22
+
+// serveConnect opens a CONNECT tunnel and hands its client connection to
+// p.tunnels, a net/http server with the same header limit and timeouts as the
+// listening one (goproxy's loop for MITM'd tunnels has neither: a 512 MiB header
+// was read whole, and a slow or silent client held its connection for ever). The
+// first byte decides what the tunnel carries: a TLS ClientHello is answered with
+// a certificate for the host from the CA (ALPN http/1.1 only), anything else is
+// read as plain HTTP. Requests inside then take the way of every proxied request
+// (serveTunnelled), WebSocket upgrades included.
+func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "wstap: cannot open a tunnel on this connection", http.StatusInternalServerError)
+		return
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		p.log.Debug("CONNECT: hijack failed", "host", r.Host, "err", err)
+		return
+	}
+	target := r.URL.Host
+	if target == "" {
+		target = r.Host
+	}
+	fail := func(what string, err error) {
+		p.log.Debug("CONNECT tunnel closed", "host", target, "stage", what, "err", err)
+		conn.Close()
+	}
+	// A silent client, or one that takes for ever over its TLS handshake, is
+	// held to the header timeout too.
+	conn.SetDeadline(time.Now().Add(p.readHeaderTimeout))
+	major, minor := r.ProtoMajor, r.ProtoMinor
+	if major == 0 {
+		major, minor = 1, 1
+	}
+	if _, err := fmt.Fprintf(conn, "HTTP/%d.%d 200 Connection established\r\n\r\n", major, minor); err != nil {
+		fail("answering CONNECT", err)
+		return
+	}
+	// brw.Reader holds whatever the client sent right behind its CONNECT.
+	first, err := brw.Reader.Peek(1)
+	if err != nil {
+		fail("waiting for the first byte", err)
+		return
+	}
+	var c net.Conn = &tunnelConn{Conn: conn, r: brw.Reader}
+	if first[0] == tlsRecordHandshake {
+		tc := tls.Server(c, p.ca.TLSConfig(target))
+		if err := tc.Handshake(); err != nil {
+			fail("TLS handshake", err)
+			return
+		}
+		c = tc
+	}
+	conn.SetDeadline(time.Time{})
+	// Serve returns as soon as it has started serving the one connection.
+	p.tunnels.Serve(&tunnelListener{conn: c, target: target})
+}
+
+// tunnelTargetKey is the request context key under which p.tunnels finds the
+// CONNECT target of a request's tunnel.
+type tunnelTargetKey struct{}
+
+// serveTunnelled serves a request read inside a CONNECT tunnel. It arrives in
+// origin form ("GET /path" and a Host header), and goproxy proxies absolute-form
+// requests only, so its URL is made absolute first: the scheme is the tunnel's
+// (https when wstap terminated TLS in it), the host the Host header's, or the
+// CONNECT target's when there is none.
+func (p *Proxy) serveTunnelled(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		http.Error(w, "wstap: CONNECT inside a CONNECT tunnel", http.StatusMethodNotAllowed)
+		return
+	}
+	u := *r.URL
+	u.Scheme = "http"
+	if r.TLS != nil {
+		u.Scheme = "https"
+	}
+	if !r.URL.IsAbs() {
+		u.Host = r.Host
+		if u.Host == "" {
+			u.Host, _ = r.Context().Value(tunnelTargetKey{}).(string)
+		}
+	}
+	r.URL = &u
+	// As in goproxy's loop, a client that hangs up does not cancel the request
+	// upstream: the response goes on until writing it to the client fails. (A
+	// page may close an event stream and then tell the server it got the last
+	// event; cancelling would race that message.)
+	p.gp.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))
+}
+
+// tunnelConn is the client side of a CONNECT tunnel: the hijacked connection,
+// read through the buffer that may hold bytes the client sent right behind its
+// CONNECT (a ClientHello, a request).
+type tunnelConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *tunnelConn) Read(p []byte) (int, error) {
+	if c.r.Buffered() > 0 {
+		return c.r.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection when the underlying one can, as net/http
+// does before it closes a connection after an error answer (a 431), so that the
+// answer reaches the client before a reset does.
+func (c *tunnelConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite half-closes c if it can.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// tunnelListener hands one tunnel's connection to p.tunnels: Accept returns it
+// once and then reports the listener closed, which ends that Serve call at once
+// while the server goes on serving the connection on a goroutine of its own.
+type tunnelListener struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	target string // the CONNECT request's host:port
+}
+
+func (l *tunnelListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.conn
+	if c == nil {
+		return nil, net.ErrClosed
+	}
+	l.conn = nil
+	return c, nil
+}
+
+func (l *tunnelListener) Close() error { return nil }
+
+func (l *tunnelListener) Addr() net.Addr { return tunnelAddr(l.target) }
+
+// tunnelAddr is the address of a tunnel: its CONNECT target.
+type tunnelAddr string
+
+func (a tunnelAddr) Network() string { return "tunnel" }
+func (a tunnelAddr) String() string  { return string(a) }
 
 // onRequest prepares WebSocket upgrades: it maps ws:// and wss:// to the schemes the
 // transport speaks, keeps the client's header values intact, records which server
@@ -209,7 +426,7 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 		// Go's client moves Transfer-Encoding out of resp.Header, so goproxy's plain
 		// HTTP path does not see that the body streams and buffers it (it flushes
 		// only for event streams and chunked responses). The header makes it flush
-		// each piece; net/http does the chunking (the MITM path ignores the header).
+		// each piece; net/http does the chunking.
 		resp.Header.Set("Transfer-Encoding", "chunked")
 	}
 	info, _ := ctx.UserData.(*upgradeInfo)
@@ -284,7 +501,7 @@ func (u upstreamWriter) SetReadDeadline(t time.Time) error {
 // Away), and returns.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	tl := &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slogErrorLog(p.log)}
+	srv := p.newServer(p)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tl) }()
 	select {
@@ -359,6 +576,10 @@ type trackedConn struct {
 	l    *trackingListener
 	once sync.Once
 }
+
+// CloseWrite lets net/http half-close the connection before it closes it after
+// an error answer (a 431), so that the answer reaches the client before a reset.
+func (c *trackedConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
