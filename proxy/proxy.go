@@ -16,11 +16,16 @@
 // is read by a net/http server with the same header size limit and timeouts
 // (Config.MaxHeaderBytes, ReadHeaderTimeout, IdleTimeout): wstap opens CONNECT
 // tunnels itself, terminating TLS in them when the client speaks it, and hands
-// their requests to goproxy as absolute-form ones.
+// their requests to goproxy as absolute-form ones. Every 101 Switching Protocols
+// is decided on too (see onSwitch): a WebSocket always goes through the relay,
+// another protocol the client asked for is relayed byte for byte until either
+// side ends, and anything else is answered 502. HTTP/2 stays off everywhere
+// (ALPN http/1.1, no h2c upgrade): WebSocket over it would bypass the relay.
 package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -34,12 +39,14 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/wstap/wstap/certs"
 	"github.com/wstap/wstap/internal/handshake"
@@ -131,11 +138,16 @@ type Proxy struct {
 	sessions sync.Map // *session → struct{}
 }
 
-// upgradeInfo travels from the request handler to the response handler in
-// goproxy's ProxyCtx.UserData.
+// upgradeInfo travels from the request handler to the round trip and the
+// response handler in goproxy's ProxyCtx.UserData, for a request that asks to
+// switch protocols.
 type upgradeInfo struct {
-	url    *url.URL // ws:// or wss://
+	url    *url.URL // ws:// or wss://; nil when the request does not offer WebSocket
 	server atomic.Pointer[net.Conn]
+	// connection is the client's Connection header, for a request offering
+	// another protocol: goproxy drops it from every request that is not a
+	// WebSocket upgrade, and without it the server cannot switch.
+	connection []string
 }
 
 // New returns a Proxy for cfg.
@@ -368,7 +380,7 @@ type tunnelAddr string
 func (a tunnelAddr) Network() string { return "tunnel" }
 func (a tunnelAddr) String() string  { return string(a) }
 
-// onRequest prepares WebSocket upgrades: it maps ws:// and wss:// to the schemes the
+// onRequest prepares upgrades: it maps ws:// and wss:// to the schemes the
 // transport speaks, keeps the client's header values intact, records which server
 // the transport connects to, and runs the handshake hooks.
 func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
@@ -379,11 +391,19 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	case "wss":
 		r.URL.Scheme = "https"
 	}
-	if !handshake.IsUpgrade(r.Header) {
-		p.keepUserAgent(r)
+	p.keepUserAgent(r)
+	if handshake.UpgradesTo(r.Header, "h2c") {
+		dropH2C(r.Header)
+	}
+	if !handshake.UpgradesTo(r.Header, "websocket") {
+		if r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
+			ctx.UserData = &upgradeInfo{connection: slices.Clone(r.Header["Connection"])}
+		}
 		return r, nil
 	}
-	p.keepUserAgent(r)
+	// A request offering WebSocket is treated as an upgrade even without
+	// "Connection: upgrade": a lenient server may switch anyway, and then the
+	// relay must be there (see onSwitch).
 	info := &upgradeInfo{url: handshake.URL(r, false)}
 	if err := p.chain.Handshake(r.Context(), &plugins.Handshake{URL: info.url, Request: r.Header}); err != nil {
 		p.log.Warn("handshake refused by a hook", "url", info.url.String(), "err", err)
@@ -394,11 +414,33 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	return r.WithContext(httptrace.WithClientTrace(r.Context(), trace)), nil
 }
 
+// dropH2C takes the offer of HTTP/2 out of a request's header (h, which asks to
+// upgrade to h2c). HTTP/2 stays off, as on the TLS leg (ALPN http/1.1):
+// WebSocket over it (RFC 8441) would pass uninspected. The offer is optional
+// (RFC 7540 §3.2): without it the server answers in HTTP/1.1.
+func dropH2C(h http.Header) {
+	var keep []string
+	for _, t := range upgradeTokens(h) {
+		if !strings.EqualFold(t, "h2c") {
+			keep = append(keep, t)
+		}
+	}
+	h.Del("HTTP2-Settings")
+	if len(keep) == 0 {
+		h.Del("Upgrade")
+		return
+	}
+	h["Upgrade"] = []string{strings.Join(keep, ", ")}
+}
+
 // roundTrip sends a request upstream. When that fails (no connection, a TLS
 // certificate that does not verify, a timeout) the client gets a 502 that says
 // why, as from any proxy; goproxy would drop an intercepted HTTPS connection
 // without a word, and answer plain HTTP with a 500.
-func (p *Proxy) roundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
+	if info, ok := ctx.UserData.(*upgradeInfo); ok && info.connection != nil {
+		r.Header["Connection"] = info.connection
+	}
 	resp, err := p.tr.RoundTrip(r)
 	if err == nil {
 		return resp, nil
@@ -419,33 +461,159 @@ func (p *Proxy) keepUserAgent(r *http.Request) {
 	}
 }
 
-// onResponse takes over a 101 answer to a WebSocket upgrade: the session replaces
-// the response body that goproxy relays.
+// onResponse takes over a 101 answer (see onSwitch), and makes goproxy stream a
+// response whose length is unknown.
 func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
-	if resp != nil && resp.ContentLength < 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+	if resp == nil {
+		return resp
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return p.onSwitch(resp, ctx)
+	}
+	if resp.ContentLength < 0 {
 		// Go's client moves Transfer-Encoding out of resp.Header, so goproxy's plain
 		// HTTP path does not see that the body streams and buffers it (it flushes
 		// only for event streams and chunked responses). The header makes it flush
 		// each piece; net/http does the chunking.
 		resp.Header.Set("Transfer-Encoding", "chunked")
 	}
-	info, _ := ctx.UserData.(*upgradeInfo)
-	if resp == nil || info == nil || resp.StatusCode != http.StatusSwitchingProtocols || !handshake.IsUpgrade(resp.Header) {
-		return resp
+	return resp
+}
+
+// onSwitch decides what becomes of a 101 Switching Protocols, which goproxy
+// would otherwise relay blind (a WebSocket without events, hooks or frame
+// checks) or not at all (another protocol), and without ever closing the
+// connections:
+//   - a switch to WebSocket goes through the relay, the session replacing the
+//     response body that goproxy relays; this holds for every 101 that says
+//     websocket, whatever the request's Connection header said;
+//   - a switch to another protocol the client asked for (a custom one; not
+//     h2c, whose offer onRequest removes) is relayed byte for byte by a
+//     protocolRelay, which ends both connections when either ends;
+//   - anything else is answered 502: a 101 without Upgrade and "Connection:
+//     upgrade" (nobody could tell what the connection speaks now; the
+//     transport does not even hand it over), or one switching to a protocol
+//     the client did not offer (RFC 9110 §7.8).
+func (p *Proxy) onSwitch(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+	req := ctx.Req
+	refuse := func(format string, args ...any) *http.Response {
+		resp.Body.Close()
+		msg := fmt.Sprintf(format, args...)
+		p.log.Warn("protocol switch refused", "url", req.URL.String(), "reason", msg)
+		return goproxy.NewResponse(req, goproxy.ContentTypeText, http.StatusBadGateway, "wstap: "+msg+"\n")
+	}
+	protocols := upgradeTokens(resp.Header)
+	if len(protocols) == 0 || !httpguts.HeaderValuesContainsToken(resp.Header["Connection"], "upgrade") {
+		return refuse("the server answered 101 Switching Protocols without saying to what (Upgrade and Connection: upgrade)")
+	}
+	for _, proto := range protocols {
+		if !handshake.UpgradesTo(req.Header, proto) {
+			return refuse("the server switched to %q, which the client did not ask for", proto)
+		}
 	}
 	upstream, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
-		p.log.Error("101 response body is not writable; relaying nothing", "url", info.url.String())
+		return refuse("the server's connection cannot be taken over after its 101")
+	}
+	if !handshake.IsUpgrade(resp.Header) {
+		p.log.Info("relaying a switched protocol byte for byte, uninspected", "url", req.URL.String(), "protocol", strings.Join(protocols, ", "))
+		// A 101 has no body: nothing may make goproxy wrap the response writer
+		// that protocolRelay takes the client connection from.
+		resp.Header.Del("Content-Type")
+		resp.Header.Del("Transfer-Encoding")
+		resp.Body = &protocolRelay{p: p, upstream: upstream, url: req.URL.String()}
 		return resp
 	}
-	s, err := p.newSession(ctx.Req, resp, upstream, info)
+	info, _ := ctx.UserData.(*upgradeInfo)
+	if info == nil || info.url == nil { // cannot happen: the request offered websocket
+		return refuse("the server switched to WebSocket, but the request was not prepared for it")
+	}
+	s, err := p.newSession(req, resp, upstream, info)
 	if err != nil {
 		upstream.Close()
 		p.log.Warn("server's WebSocket handshake answer is invalid", "url", info.url.String(), "err", err)
-		return goproxy.NewResponse(ctx.Req, goproxy.ContentTypeText, http.StatusBadGateway, "wstap: "+err.Error()+"\n")
+		return goproxy.NewResponse(req, goproxy.ContentTypeText, http.StatusBadGateway, "wstap: "+err.Error()+"\n")
 	}
 	resp.Body = s
 	return resp
+}
+
+// errSwitchPath reports that goproxy drove a protocolRelay in a way it was not
+// built for; tests pin the goproxy version that drives it as expected.
+var errSwitchPath = errors.New("proxy: goproxy relayed a switched protocol through an unexpected path")
+
+// upgradeTokens returns the protocols an Upgrade header names.
+func upgradeTokens(h http.Header) []string {
+	var out []string
+	for _, v := range h.Values("Upgrade") {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// protocolRelay carries a protocol other than WebSocket that a server switched
+// to, byte for byte: wstap cannot read it, but the connections are its to end.
+// It takes goproxy's place as the 101 response body, which goproxy copies to
+// the client with io.Copy after writing the head: WriteTo takes the client
+// connection over from the response writer, relays both ways until either side
+// ends, then closes both and returns, leaving no goroutine behind.
+type protocolRelay struct {
+	p        *Proxy
+	upstream io.ReadWriteCloser
+	url      string
+}
+
+// Read is not used: goproxy copies from the relay with WriteTo.
+func (r *protocolRelay) Read([]byte) (int, error) {
+	r.upstream.Close()
+	return 0, errSwitchPath
+}
+
+// Close closes the server connection.
+func (r *protocolRelay) Close() error { return r.upstream.Close() }
+
+// WriteTo relays the switched connection; w is the response writer the 101 head
+// was written to.
+func (r *protocolRelay) WriteTo(w io.Writer) (int64, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		r.upstream.Close()
+		r.p.log.Error("relay", "url", r.url, "err", errSwitchPath)
+		return 0, errSwitchPath
+	}
+	client, brw, err := hj.Hijack()
+	if err != nil {
+		r.upstream.Close()
+		return 0, fmt.Errorf("proxy: take over the switched connection: %w", err)
+	}
+	// The parser may hold bytes the client sent right behind its request.
+	var fromClient io.Reader = client
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		fromClient = io.MultiReader(bytes.NewReader(early), client)
+	}
+	var once sync.Once
+	closeBoth := func() {
+		once.Do(func() {
+			client.Close()
+			r.upstream.Close()
+		})
+	}
+	done := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(r.upstream, fromClient)
+		closeBoth()
+		done <- n
+	}()
+	s2c, _ := io.Copy(client, r.upstream)
+	closeBoth()
+	c2s := <-done
+	r.p.log.Debug("switched protocol relayed", "url", r.url, "c2s", c2s, "s2c", s2c)
+	return s2c, nil
 }
 
 func (p *Proxy) newSession(req *http.Request, resp *http.Response, upstream io.ReadWriteCloser, info *upgradeInfo) (*session, error) {
