@@ -28,6 +28,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -84,6 +85,11 @@ type Config struct {
 	// UpstreamInsecure skips verification of upstream TLS certificates.
 	UpstreamInsecure bool
 	// UpstreamProxy, when set, is an HTTP proxy all upstream traffic goes through.
+	// What wstap sends it carries a Via entry naming this run of wstap (on the
+	// CONNECT, or on a plain request sent in absolute form), so that a request
+	// that comes back (an upstream proxy that is wstap itself, or forwards to it)
+	// is answered 508 Loop Detected instead of going round until the file
+	// descriptors run out.
 	UpstreamProxy *url.URL
 
 	// MaxHookMessage is the largest message passed to the hooks; larger ones are
@@ -133,6 +139,8 @@ type Proxy struct {
 	idleTimeout       time.Duration
 	maxHeaderBytes    int
 	tunnels           *http.Server // serves the requests inside CONNECT tunnels
+	via               string       // this run's Via pseudonym (see looped)
+	viaOut            bool         // requests go through an upstream proxy: mark them
 
 	ids      handshake.IDs
 	sessions sync.Map // *session → struct{}
@@ -172,6 +180,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.readHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	p.idleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
 	p.maxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	var run [8]byte
+	rand.Read(run[:])
+	p.via, p.viaOut = fmt.Sprintf("wstap-%x", run), cfg.UpstreamProxy != nil
 
 	p.tr = &http.Transport{
 		Proxy:               http.ProxyURL(cfg.UpstreamProxy),
@@ -182,6 +193,9 @@ func New(cfg Config) (*Proxy, error) {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 15 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	if p.viaOut {
+		p.tr.ProxyConnectHeader = http.Header{"Via": {"1.1 " + p.via}}
 	}
 	gp := goproxy.NewProxyHttpServer()
 	gp.Tr = p.tr
@@ -240,6 +254,11 @@ const tlsRecordHandshake = 22
 // read as plain HTTP. Requests inside then take the way of every proxied request
 // (serveTunnelled), WebSocket upgrades included.
 func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
+	if p.looped(r.Header) {
+		p.log.Warn("request loop: a CONNECT wstap sent came back to it; is --upstream-proxy wstap itself?", "host", r.Host)
+		http.Error(w, loopMessage, http.StatusLoopDetected)
+		return
+	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		http.Error(w, "wstap: cannot open a tunnel on this connection", http.StatusInternalServerError)
@@ -380,10 +399,32 @@ type tunnelAddr string
 func (a tunnelAddr) Network() string { return "tunnel" }
 func (a tunnelAddr) String() string  { return string(a) }
 
+// loopMessage is the body of a 508 answer.
+const loopMessage = "wstap: request loop: this request already went through this wstap (the upstream proxy leads back to it)"
+
+// looped reports whether h, a request's header, carries this run's Via entry:
+// the request went out through the upstream proxy and came back.
+func (p *Proxy) looped(h http.Header) bool {
+	for _, v := range h.Values("Via") {
+		for entry := range strings.SplitSeq(v, ",") {
+			// received-protocol received-by [comment] (RFC 9110 §7.6.3)
+			if f := strings.Fields(entry); len(f) >= 2 && f[1] == p.via {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // onRequest prepares upgrades: it maps ws:// and wss:// to the schemes the
 // transport speaks, keeps the client's header values intact, records which server
-// the transport connects to, and runs the handshake hooks.
+// the transport connects to, and runs the handshake hooks. A request that already
+// went through this wstap is answered 508.
 func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	if p.looped(r.Header) {
+		p.log.Warn("request loop: a request wstap sent came back to it; is --upstream-proxy wstap itself?", "url", r.URL.String())
+		return r, goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusLoopDetected, loopMessage+"\n")
+	}
 	ctx.RoundTripper = goproxy.RoundTripperFunc(p.roundTrip)
 	switch r.URL.Scheme {
 	case "ws":
@@ -440,6 +481,11 @@ func dropH2C(h http.Header) {
 func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
 	if info, ok := ctx.UserData.(*upgradeInfo); ok && info.connection != nil {
 		r.Header["Connection"] = info.connection
+	}
+	if p.viaOut && r.URL.Scheme == "http" {
+		// Sent to the upstream proxy in absolute form: mark it as ours (a CONNECT
+		// carries the mark in ProxyConnectHeader).
+		r.Header.Add("Via", "1.1 "+p.via)
 	}
 	resp, err := p.tr.RoundTrip(r)
 	if err == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/wstap/wstap/internal/childproc"
@@ -28,4 +29,47 @@ func settledFDs(c *childproc.Child, want int, timeout time.Duration) (int, error
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// fdPeak samples the child's open file descriptors every 20 ms until stopped.
+type fdPeak struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	max  int
+}
+
+func watchFDs(c *childproc.Child) *fdPeak {
+	w := &fdPeak{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if n, err := openFDs(c); err == nil {
+				w.mu.Lock()
+				w.max = max(w.max, n)
+				w.mu.Unlock()
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+// peak returns the largest count seen so far.
+func (w *fdPeak) peak() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.max
+}
+
+// close stops the sampling.
+func (w *fdPeak) close() {
+	close(w.stop)
+	<-w.done
 }
