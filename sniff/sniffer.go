@@ -126,6 +126,7 @@ type Sniffer struct {
 	waiting  map[sideRef]int     // directions holding waiting segments: their bytes as counted in buffered
 	hunting  map[*wsDir]struct{} // directions resynchronising after a gap
 	buffered int                 // waiting bytes of all connections
+	queued   int                 // bytes of the events waiting for their turn (see conn.release)
 	// noHandshake counts, by server port, the connections not followed whose
 	// bytes look like WebSocket frames.
 	noHandshake map[uint16]int64

@@ -1,7 +1,9 @@
 package sniff
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wstap/wstap/plugins"
@@ -204,10 +206,8 @@ func (d *wsDir) at(off int64) time.Time {
 	if !d.held {
 		return d.now
 	}
-	for _, m := range d.marks {
-		if m.end >= off {
-			return m.t
-		}
+	if i, _ := slices.BinarySearchFunc(d.marks, off, func(m mark, off int64) int { return cmp.Compare(m.end, off) }); i < len(d.marks) {
+		return d.marks[i].t
 	}
 	return d.lastMark()
 }
@@ -337,6 +337,7 @@ func (d *wsDir) emit(ev *queued) {
 	}
 	ev.m.Frames = append([]wsframe.Header(nil), ev.m.Frames...)
 	f.queued += ev.size
+	c.s.queued += ev.size
 	d.queue = append(d.queue, *ev)
 }
 
@@ -407,8 +408,9 @@ func (c *conn) holdFrom() (time.Time, bool) {
 // release reports the queued events of the connection whose turn came, in order
 // of time across both directions (each direction's in its own order): those
 // earlier than anything a direction may still report. all releases every one (the
-// connection ends); so do too many bytes held, or events waiting longer than the
-// reorder timeout: then later events may come out of order.
+// connection ends); so do too many bytes held (MaxBuffered for the connection,
+// MaxBufferedTotal for all), or events waiting longer than the reorder timeout:
+// then later events may come out of order.
 func (c *conn) release(all bool) {
 	f := c.f
 	if f == nil {
@@ -420,7 +422,7 @@ func (c *conn) release(all bool) {
 	}
 	s := c.s
 	limit, hold := c.holdFrom()
-	force := all || f.queued > s.cfg.MaxBuffered
+	force := all || f.queued > s.cfg.MaxBuffered || s.queued > s.cfg.MaxBufferedTotal
 	for len(a.queue)+len(b.queue) > 0 {
 		d := a
 		if len(a.queue) == 0 || len(b.queue) > 0 && before(&b.queue[0], &a.queue[0]) {
@@ -434,6 +436,7 @@ func (c *conn) release(all bool) {
 		d.queue[0] = queued{}
 		d.queue = d.queue[1:]
 		f.queued -= e.size
+		s.queued -= e.size
 		d.process(&e)
 	}
 	for _, d := range []*wsDir{a, b} {
