@@ -11,13 +11,24 @@ type DecodeHandler interface {
 	Message(m *Message)
 	// Resync is called when the Decoder has found frames again after a gap, a
 	// protocol error or a start in the middle of the stream, before the first
-	// message from there; skipped is how many bytes it passed over.
+	// message from there; skipped is how many bytes it passed over (the messages
+	// it held back included, see [UncertainHandler]).
 	Resync(skipped int64)
 	// Error is called for a protocol error, after which the Decoder
 	// resynchronises, for a message over the limits, which it skips, and for a
 	// message whose payload is bad (say, its deflate data), after which it goes
 	// on.
 	Error(err error)
+}
+
+// UncertainHandler is an optional interface of a [DecodeHandler]. After a search for
+// frames (see [Decoder]) the first messages found may be made of the payload bytes
+// of the message a gap cut; those the bytes cannot prove real are held back. A
+// handler with this method receives them (m is valid during the call) after the
+// resynchronisation's report; without it they are dropped, and counted in the
+// bytes the resynchronisation reports skipped.
+type UncertainHandler interface {
+	Uncertain(m *Message)
 }
 
 // Decoder parses frames from a byte stream pushed to it in pieces of any size (a
@@ -27,7 +38,14 @@ type DecodeHandler interface {
 // After bytes were lost ([Decoder.Gap]), a protocol error, or a start in the
 // middle of the stream ([Decoder.StartMidStream]) it resynchronises: it drops
 // the message in progress and looks for the next message start it can trust (see
-// resync.go), handing on the control frames it passes.
+// resync.go), handing on the control frames it passes. Unless the place of the next
+// frame was known (a gap inside a frame's payload), it then shows a message only
+// once the bytes prove it is not made of the lost message's payload: the messages
+// before the first one proved are held back ([UncertainHandler]), and a control
+// frame that completes inside a data message waits for that message's verdict. To
+// judge, it learns how the stream's payload looks while in step, and whether its
+// frames begin where the pieces fed begin: feed each TCP segment's payload in one
+// call.
 type Decoder struct {
 	rules Rules
 	a     *Assembler
@@ -49,13 +67,49 @@ type Decoder struct {
 	quiet   bool      // do not report a resynchronisation that skipped nothing
 	control Message   // a control frame found by the hunt
 	ctlHdr  [1]Header
+
+	ev     evidence // what the stream looks like, learned in step
+	pre    prefix   // after a search, until a message is trusted
+	queued []queued // control frames completed inside a data message of the prefix
+}
+
+// queued is a control frame completed inside a data message after a search: it
+// waits for that message's verdict, which its own depends on (a data message
+// proved real proves the frames after its start).
+type queued struct {
+	h       Header
+	payload []byte
+	real    float64 // prefix.control when it came
+	size    int64
+}
+
+// maxQueued bounds the control frames waiting for a data message's verdict.
+const maxQueued = 64
+
+// prefix follows the frames after a position a search took, until a message among
+// them is trusted (see resync.go). It weighs the explanations of the frames seen:
+// all real, or the first k false and the next one real (for every k so far).
+type prefix struct {
+	active bool
+	// total is the weight of all explanations, relative to "all real" (1); chain
+	// is the chance of the frames so far looking as they do if they are all payload
+	// bytes (times prior); tries is the number of positions searched, and reach how
+	// far before a given place a chain of frames of these shapes can begin.
+	total, chain, tries, reach float64
+	// data and control are total as it was before the first frame of the data
+	// message and of the control frame in progress: the weight of the explanations
+	// in which they are real. dataLen and controlLen are their wire bytes.
+	data, control       float64
+	dataLen, controlLen int64
+	skipped             int64 // bytes passed over and not reported
+	report              bool  // the resynchronisation is still to be reported
 }
 
 // NewDecoder returns a Decoder checking frames against rules and assembling them with
 // a, reporting to h. Passive use wants rules.Lenient and an Assembler in lenient
 // mode. A resynchronisation checks headers with rules made strict.
 func NewDecoder(rules Rules, a *Assembler, h DecodeHandler) *Decoder {
-	return &Decoder{rules: rules, a: a, h: h}
+	return &Decoder{rules: rules, a: a, h: h, ev: newEvidence(rules)}
 }
 
 // InMessage reports whether a data message has started and not ended.
@@ -70,6 +124,7 @@ func (d *Decoder) Resyncing() bool { return d.hunt != nil }
 // frame as after a gap, and reports the resynchronisation only if it skipped bytes.
 func (d *Decoder) StartMidStream() {
 	d.startHunt()
+	d.hunt.fromGap, d.hunt.gapSkipped = true, d.hunt.skipped
 	d.quiet = true
 }
 
@@ -78,6 +133,12 @@ func (d *Decoder) StartMidStream() {
 // caller reports it lost). When the gap falls inside a frame's payload the next
 // header's place is known; otherwise the Decoder searches for it in what follows.
 func (d *Decoder) Gap(n int64) (lost bool) {
+	if r := d.hunt; r != nil && r.verified && r.skip > 0 && n >= 0 && uint64(n) <= r.skip {
+		// Inside a frame the resynchronisation skips: the next header's place is
+		// still known.
+		r.skip -= uint64(n)
+		return false
+	}
 	if d.hunt != nil {
 		// Still resynchronising after an earlier gap (or the start): decide with
 		// what came before this one, or the messages between the two gaps would be
@@ -92,8 +153,9 @@ func (d *Decoder) Gap(n int64) (lost bool) {
 		}
 	}
 	d.startHunt()
+	d.hunt.fromGap, d.hunt.gapSkipped = true, d.hunt.skipped
 	if known {
-		d.hunt.skip, d.hunt.verified = skip, true
+		d.hunt.skip, d.hunt.verified, d.hunt.exact = skip, true, true
 	}
 	return lost
 }
@@ -105,7 +167,11 @@ func (d *Decoder) Idle() { d.decide(huntSettle) }
 
 // End tells the Decoder that the stream ended, so that a resynchronisation still
 // waiting for bytes decides with what it has.
-func (d *Decoder) End() { d.decide(huntEnd) }
+func (d *Decoder) End() {
+	d.decide(huntEnd)
+	d.settleQueued()
+	d.endPrefix()
+}
 
 // decide lets a pending resynchronisation decide in mode without new bytes, and
 // parses what follows the position it accepts.
@@ -122,6 +188,9 @@ func (d *Decoder) decide(mode int) {
 // Feed parses p, calling the handler for every message, error and
 // resynchronisation. Masked payload is unmasked in place in p.
 func (d *Decoder) Feed(p []byte) {
+	if d.hunt == nil && !d.pre.active {
+		d.ev.feed(!d.inFrame && d.hdrLen == 0)
+	}
 	if d.hunt != nil {
 		rest, done := d.hunt.step(p, huntMore, d.found, d.foundControl)
 		if !done {
@@ -177,14 +246,22 @@ func (d *Decoder) parse(p []byte) {
 		}
 		m, err := d.a.End()
 		if err != nil {
-			d.h.Error(err)
+			d.fail(err)
 			if !payloadError(err) {
 				d.startHunt()
 			}
 			continue
 		}
-		if m != nil {
-			d.h.Message(m)
+		switch {
+		case m == nil:
+		case !d.pre.active:
+			d.emit(m)
+		case m.Opcode.IsControl() && d.a.InMessage() && len(d.queued) < maxQueued:
+			d.queue(m)
+		case m.Opcode.IsControl():
+			d.decideControl(m, d.pre.control, d.pre.controlLen)
+		default:
+			d.settle(m)
 		}
 	}
 }
@@ -212,9 +289,12 @@ func (d *Decoder) header(p []byte) (int, bool) {
 	d.hdrLen = 0
 	h, size, _ := ParseHeader(d.hdr[:want])
 	if err := d.rules.Check(h, size); err != nil {
-		d.h.Error(err)
+		d.fail(err)
 		d.badHeader(want)
 		return n, false
+	}
+	if d.pre.active {
+		d.preFrame(h, want)
 	}
 	d.cur, d.remaining, d.maskPos, d.inFrame = h, h.Length, 0, true
 	if d.skipping && !h.Opcode.IsControl() {
@@ -222,7 +302,7 @@ func (d *Decoder) header(p []byte) (int, bool) {
 		return n, true
 	}
 	if err := d.a.Begin(h); err != nil {
-		d.h.Error(err)
+		d.fail(err)
 		var pe *ProtocolError
 		if errors.As(err, &pe) && pe.Code == CloseMessageTooBig && !h.Opcode.IsControl() {
 			// Too large to hold: skip the rest of this message, keep the stream.
@@ -262,20 +342,44 @@ func payloadError(err error) bool {
 // startHunt gives up the stream position: the message in progress is dropped and
 // a resynchronisation starts (or goes on, when one is under way).
 func (d *Decoder) startHunt() {
+	d.settleQueued() // the message they are inside is lost
+	d.endPrefix()
 	d.a.Detach()
 	d.a.need = 0
 	d.inFrame, d.hdrLen, d.skipping, d.skipFrame, d.quiet = false, 0, false, false, false
 	if d.hunt != nil {
 		d.hunt.skipped += int64(len(d.hunt.buf))
 		d.hunt.buf, d.hunt.skip, d.hunt.verified = d.hunt.buf[:0], 0, false
+		d.hunt.exact, d.hunt.fromGap, d.hunt.found = false, false, false
 		d.hunt.reset()
 		return
 	}
 	d.hunt = newResyncer(d.rules, d.a.cfg.MaxMessageSize)
+	d.hunt.ev = &d.ev
 }
 
-// found reports the resynchronisation the search completed.
+// found takes the position the resynchronisation found, skipped bytes on. When it
+// was known, the resynchronisation is reported; after a search, the messages from
+// there are judged first.
 func (d *Decoder) found(skipped int64) {
+	r := d.hunt
+	if r.exact {
+		d.report(skipped)
+		return
+	}
+	prior := 1.0
+	if r.fromGap && skipped == r.gapSkipped {
+		prior = d.ev.notAtFrame() // the first byte after the gap
+	}
+	d.pre = prefix{active: true, total: 1, chain: prior, tries: float64(skipped + 1), skipped: skipped, report: true}
+	if _, ok := d.h.(UncertainHandler); ok {
+		d.pre.report = false
+		d.report(skipped)
+	}
+}
+
+// report reports a resynchronisation that skipped bytes.
+func (d *Decoder) report(skipped int64) {
 	quiet := d.quiet
 	d.quiet = false
 	if quiet && skipped == 0 {
@@ -288,5 +392,138 @@ func (d *Decoder) found(skipped int64) {
 func (d *Decoder) foundControl(h Header, payload []byte) {
 	d.ctlHdr[0] = h
 	d.control = Message{Opcode: h.Opcode, Payload: payload, Wire: payload, Frames: d.ctlHdr[:]}
-	d.h.Message(&d.control)
+	if d.pre.active {
+		d.preFrame(h, h.EncodedLen())
+		d.decideControl(&d.control, d.pre.control, d.pre.controlLen)
+		return
+	}
+	d.emit(&d.control)
+}
+
+// emit hands a message on.
+func (d *Decoder) emit(m *Message) {
+	d.ev.learn(m)
+	d.h.Message(m)
+}
+
+// fail reports an error, after the resynchronisation it follows.
+func (d *Decoder) fail(err error) {
+	if d.pre.report {
+		d.pre.report = false
+		d.report(d.pre.skipped)
+	}
+	d.h.Error(err)
+}
+
+// preFrame adds the frame with header h (n bytes) to the prefix, and with it the
+// explanation that it and the frames before it are payload bytes, its header
+// pointing exactly at the first real frame.
+func (d *Decoder) preFrame(h Header, n int) {
+	size := int64(n) + int64(h.Length)
+	switch {
+	case h.Opcode.IsControl():
+		d.pre.control, d.pre.controlLen = d.pre.total, size
+	case h.Opcode == OpContinuation:
+		d.pre.dataLen += size
+	default:
+		d.pre.data, d.pre.dataLen = d.pre.total, size
+	}
+	d.pre.reach += reach(h)
+	d.pre.chain *= d.ev.looks(h, n)
+	d.pre.total += d.pre.chain * pointsAt(h) * min(d.pre.tries, d.pre.reach)
+}
+
+// queue keeps control frame m until the data message it came in has a verdict.
+func (d *Decoder) queue(m *Message) {
+	if len(d.queued) < cap(d.queued) {
+		d.queued = d.queued[:len(d.queued)+1] // and the payload buffer it had
+	} else {
+		d.queued = append(d.queued, queued{})
+	}
+	q := &d.queued[len(d.queued)-1]
+	q.h, q.real, q.size = m.Frames[0], d.pre.control, d.pre.controlLen
+	q.payload = append(q.payload[:0], m.Payload...)
+}
+
+// settle decides on data message m, complete after a search, and then on the
+// control frames queued inside it, and hands on those shown, in the order they
+// completed.
+func (d *Decoder) settle(m *Message) {
+	real := d.judge(m, d.pre.data)
+	d.settleQueued()
+	if real {
+		d.emit(m)
+	} else {
+		d.hold(m, d.pre.dataLen)
+	}
+}
+
+// decideControl hands on control frame m, complete after a search, if judged
+// real, and holds it back otherwise.
+func (d *Decoder) decideControl(m *Message, real float64, size int64) {
+	if d.judge(m, real) {
+		d.emit(m)
+	} else {
+		d.hold(m, size)
+	}
+}
+
+// settleQueued decides on the control frames queued, and hands on those shown:
+// all of them once the prefix has ended (they come after the start of a message
+// trusted).
+func (d *Decoder) settleQueued() {
+	for i := range d.queued {
+		q := &d.queued[i]
+		d.ctlHdr[0] = q.h
+		d.control = Message{Opcode: q.h.Opcode, Payload: q.payload, Wire: q.payload, Frames: d.ctlHdr[:]}
+		if d.pre.active {
+			d.decideControl(&d.control, q.real, q.size)
+		} else {
+			d.emit(&d.control)
+		}
+	}
+	d.queued = d.queued[:0]
+}
+
+// judge reports whether message m, complete after a search, is shown as real:
+// when the chance that it is false, the weight of the explanations in which it is
+// (those after real, the weight of the ones before its first frame) over that of
+// all, is below falseMessage, which ends the prefix.
+func (d *Decoder) judge(m *Message, real float64) bool {
+	// The explanations in which m is false, and its text's say in them.
+	bogus := d.pre.total - real
+	if m.Opcode == OpText && !m.Compressed && m.Frames[0].Masked {
+		look := d.ev.textLooks(m.Payload)
+		bogus *= look
+		d.pre.chain *= look
+		d.pre.total = real + bogus
+	}
+	if bogus/d.pre.total < falseMessage {
+		// The messages after this one are real if it is.
+		d.endPrefix()
+		return true
+	}
+	return false
+}
+
+// hold holds back message m, of size bytes on the wire, which the bytes do not
+// prove real.
+func (d *Decoder) hold(m *Message, size int64) {
+	if u, ok := d.h.(UncertainHandler); ok {
+		u.Uncertain(m)
+	} else {
+		d.pre.skipped += size
+	}
+}
+
+// endPrefix ends the prefix, reporting the resynchronisation if it was not yet.
+func (d *Decoder) endPrefix() {
+	if !d.pre.active {
+		return
+	}
+	d.pre.active = false
+	if d.pre.report {
+		d.pre.report = false
+		d.report(d.pre.skipped)
+	}
 }

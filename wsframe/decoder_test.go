@@ -2,11 +2,15 @@ package wsframe_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/wstap/wstap/internal/lossycap"
 	"github.com/wstap/wstap/wsframe"
 )
 
@@ -184,10 +188,13 @@ func TestDecoderGap(t *testing.T) {
 
 // TestDecoderStartMidStream starts at every offset of a stream's first frames:
 // the messages that start after it come out, and a resynchronisation is reported
-// only when bytes were skipped.
+// only when bytes were skipped. With nothing seen before, one of the first messages
+// may be held back (a 1-byte ping in masked text is not told from payload bytes
+// that point at the next frame): it is then counted as skipped.
 func TestDecoderStartMidStream(t *testing.T) {
 	stream, want := testStream()
 	offs := frameOffsets(t, stream)
+	heldBack := 0
 	for start := 0; start < offs[12]; start += 37 {
 		d, c := newTestDecoder(t, wsframe.Client, wsframe.AssemblerConfig{})
 		d.StartMidStream()
@@ -205,13 +212,20 @@ func TestDecoderStartMidStream(t *testing.T) {
 				msgs = append(msgs, m)
 			}
 		}
-		if !slices.Equal(c.msgs, msgs) {
-			t.Fatalf("start %d (frame %d): %d messages, want %d", start, first, len(c.msgs), len(msgs))
+		held := len(msgs) - len(c.msgs)
+		ok := held == 0 && slices.Equal(c.msgs, msgs)
+		for j := 0; j < 2 && held == 1 && !ok; j++ { // the first frames are those of msgs[0] and msgs[1]
+			ok = slices.Equal(c.msgs, slices.Delete(slices.Clone(msgs), j, j+1))
 		}
-		if wantResync := start != offs[first]; (len(c.resyncs) == 1) != wantResync || len(c.resyncs) > 1 {
+		if !ok {
+			t.Fatalf("start %d (frame %d): %d messages, want %d (or all but one of the first two)", start, first, len(c.msgs), len(msgs))
+		}
+		heldBack += held
+		if wantResync := start != offs[first] || held > 0; (len(c.resyncs) == 1) != wantResync || len(c.resyncs) > 1 {
 			t.Fatalf("start %d: resyncs %v, want one: %v", start, c.resyncs, wantResync)
 		}
 	}
+	t.Logf("%d of the starts held back one message", heldBack)
 }
 
 // TestDecoderBadHeader: a reserved opcode in the middle of the stream is reported,
@@ -295,6 +309,34 @@ func FuzzDecoder(f *testing.F) {
 	})
 }
 
+// FuzzDecoderLossy generates streams that lost every K-th segment (see
+// internal/lossycap) from the fuzzer's seed and feeds them to the Decoder: no
+// message may come out that was not sent at that place. (The Decoder accepts a
+// chance of 1e-5 that a message it shows after a search is made of payload bytes,
+// so a long run may find one: that case is worth a look at the odds it was given.)
+func FuzzDecoderLossy(f *testing.F) {
+	f.Add(uint64(1), uint8(40), false, false)
+	f.Add(uint64(2), uint8(20), false, true)
+	f.Add(uint64(3), uint8(10), true, false)
+	f.Add(uint64(4), uint8(3), true, true)
+	f.Fuzz(func(t *testing.T, seed uint64, k uint8, mixed, anywhere bool) {
+		cfg := lossycap.Issue(seed, 1500, int(k%64)+2)
+		if mixed {
+			cfg = lossycap.Mixed(seed, 150, int(k%64)+2)
+		}
+		if anywhere {
+			cfg.Cut = lossycap.Anywhere
+		}
+		c, err := lossycap.Generate(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := c.Decode(); u.Corrupted > 0 {
+			t.Fatalf("%s: %s\n%v", c.Describe(), u, u.Examples)
+		}
+	})
+}
+
 // TestDecoderPayloadErrorKeepsFraming: a message whose deflate data is corrupt is
 // reported, and the next message decodes without a resynchronisation.
 func TestDecoderPayloadErrorKeepsFraming(t *testing.T) {
@@ -306,5 +348,191 @@ func TestDecoderPayloadErrorKeepsFraming(t *testing.T) {
 	}
 	if len(c.msgs) != 1 || c.msgs[0] != "text:next" {
 		t.Fatalf("messages %q, want the next message", c.msgs)
+	}
+}
+
+// uncertainCollector is a collector that also receives the messages held back.
+type uncertainCollector struct {
+	*collector
+	uncertain []string
+}
+
+func (u *uncertainCollector) Uncertain(m *wsframe.Message) {
+	u.uncertain = append(u.uncertain, m.Opcode.String()+":"+string(m.Payload))
+	u.events = append(u.events, "uncertain")
+}
+
+// chatStream returns n masked client frames of JSON text, each a piece of its own
+// as from a sender that writes one message per send, and the messages.
+func chatStream(rng *rand.Rand, n int) (pieces [][]byte, msgs []string) {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .:-_"
+	for k := range n {
+		p := fmt.Appendf(nil, `{"seq":%d,"data":"`, k)
+		for range 40 + rng.IntN(120) {
+			p = append(p, letters[rng.IntN(len(letters))])
+		}
+		p = append(p, `"}`...)
+		pieces = append(pieces, maskedFrame(rng, wsframe.OpText, p))
+		msgs = append(msgs, "text:"+string(p))
+	}
+	return pieces, msgs
+}
+
+// maskedFrame encodes a final client frame with a random key.
+func maskedFrame(rng *rand.Rand, op wsframe.Opcode, payload []byte) []byte {
+	h := wsframe.Header{Fin: true, Opcode: op, Masked: true, Length: uint64(len(payload))}
+	binary.LittleEndian.PutUint32(h.Mask[:], rng.Uint32())
+	b := wsframe.AppendHeader(nil, h)
+	off := len(b)
+	b = append(b, payload...)
+	wsframe.Mask(h.Mask, 0, b[off:])
+	return b
+}
+
+// TestDecoderHoldsFalsePrefix: a gap cuts a masked text message whose tail holds
+// bytes that, as they are on the wire, form a valid header pointing exactly at the
+// next real frame. The search takes that position (the real frames verify the
+// chain), but the false frame is not shown as a message: it is held back, and the
+// messages after it come out intact.
+func TestDecoderHoldsFalsePrefix(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b0   byte // the false header's first byte
+		n    int  // its payload length
+	}{
+		{"ping", 0x89, 20},
+		{"pong", 0x8A, 3},
+		{"binary", 0x82, 26},
+		{"text", 0x81, 26}, // its payload unmasks to the XOR of two pieces of text: still UTF-8
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, uncertain := range []bool{false, true} {
+				rng := rand.New(rand.NewPCG(11, uint64(tc.b0)))
+				before, want := chatStream(rng, 300)
+				after, wantAfter := chatStream(rng, 40)
+				// The cut message: masked text whose last 6+n bytes on the wire are
+				// the false frame.
+				cut := make([]byte, 400)
+				for i := range cut {
+					cut[i] = 'a' + byte(rng.IntN(26))
+				}
+				wire := maskedFrame(rng, wsframe.OpText, cut)
+				wire[len(wire)-6-tc.n] = tc.b0
+				wire[len(wire)-5-tc.n] = 0x80 | byte(tc.n)
+				lost := 120 // the header and the start of the payload
+
+				d, c := newTestDecoder(t, wsframe.Client, wsframe.AssemblerConfig{})
+				u := &uncertainCollector{collector: c}
+				if uncertain {
+					d = wsframe.NewDecoder(wsframe.Rules{Sender: wsframe.Client, Lenient: true},
+						wsframe.NewAssembler(wsframe.AssemblerConfig{Lenient: true}), u)
+				}
+				for _, p := range before {
+					d.Feed(bytes.Clone(p))
+				}
+				d.Gap(int64(lost))
+				d.Feed(bytes.Clone(wire[lost:]))
+				for _, p := range after {
+					d.Feed(bytes.Clone(p))
+				}
+				d.End()
+
+				if !slices.Equal(c.msgs, append(want, wantAfter...)) || len(c.errs) > 0 {
+					t.Fatalf("uncertain %v: %d messages, want %d; errors %v", uncertain, len(c.msgs), len(want)+len(wantAfter), c.errs)
+				}
+				skipped := int64(len(wire) - lost - 6 - tc.n) // up to the false header
+				if !uncertain {
+					skipped = int64(len(wire) - lost) // and the frame held back
+				}
+				if len(c.resyncs) != 1 || c.resyncs[0] != skipped {
+					t.Fatalf("uncertain %v: resyncs %v, want [%d]", uncertain, c.resyncs, skipped)
+				}
+				if uncertain {
+					// The false frame, as the search found it.
+					if len(u.uncertain) != 1 || !strings.HasPrefix(u.uncertain[0], wsframe.Opcode(tc.b0&0x0F).String()+":") ||
+						len(u.uncertain[0]) != len(wsframe.Opcode(tc.b0&0x0F).String())+1+tc.n {
+						t.Fatalf("held back %q, want the %d-byte %s", u.uncertain, tc.n, tc.name)
+					}
+					if i := slices.Index(u.events, "uncertain"); i < 1 || u.events[i-1] != "resync" {
+						t.Fatalf("events %v: want the resync before the message held back", u.events[len(want):len(want)+3])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDecoderLossy feeds generated streams that lost every K-th segment to the
+// Decoder, segment by segment, and checks every message against what was sent
+// (see internal/lossycap): none reported that was not sent at that place
+// (corrupted), and nearly all of those clear of a gap recovered. The messages
+// held back after a search are counted as uncertain.
+func TestDecoderLossy(t *testing.T) {
+	anywhere := func(c lossycap.Config) lossycap.Config { c.Cut = lossycap.Anywhere; return c }
+	for _, tc := range []struct {
+		name  string
+		cfg   func(seed uint64, k int) lossycap.Config
+		seeds int
+		ks    [][2]float64 // K, and the least share of the messages clear of a gap recovered
+	}{
+		{"issue", func(seed uint64, k int) lossycap.Config { return lossycap.Issue(seed, 3000, k) }, 3,
+			[][2]float64{{10, 0.998}, {40, 0.999}, {100, 0.999}}},
+		{"issue-cut-anywhere", func(seed uint64, k int) lossycap.Config { return anywhere(lossycap.Issue(seed, 3000, k)) }, 3,
+			[][2]float64{{20, 0.99}, {40, 0.995}}},
+		{"mixed", func(seed uint64, k int) lossycap.Config { return lossycap.Mixed(seed, 300, k) }, 6,
+			[][2]float64{{10, 0.8}, {30, 0.93}, {100, 0.98}}},
+	} {
+		for _, km := range tc.ks {
+			k, minRate := int(km[0]), km[1]
+			t.Run(fmt.Sprintf("%s/K=%d", tc.name, k), func(t *testing.T) {
+				var all lossycap.Tally
+				for seed := range uint64(tc.seeds) {
+					c, err := lossycap.Generate(tc.cfg(seed, k))
+					if err != nil {
+						t.Fatal(err)
+					}
+					u := c.Decode()
+					if u.Corrupted > 0 {
+						t.Errorf("seed %d (%s): %s\n%v", seed, c.Describe(), u, u.Examples)
+					}
+					all.Add(u)
+				}
+				t.Logf("%s", all)
+				if all.Resyncs == 0 || all.Rate() < minRate {
+					t.Errorf("recovered %.3f%% of the messages clear of a gap, want %.1f%%: %s", 100*all.Rate(), 100*minRate, all)
+				}
+			})
+		}
+	}
+}
+
+// TestDecoderGapInSkippedFrame: a gap inside a frame's payload leaves the next
+// header's place known; so does a second gap inside the continuation that the
+// resynchronisation then skips (the rest of the message the first gap cut). The
+// ping after it comes out, though no chain of frames could verify it.
+func TestDecoderGapInSkippedFrame(t *testing.T) {
+	stream := cat(frame(false, 0, wsframe.OpText, false, strings.Repeat("a", 300)),
+		frame(true, 0, wsframe.OpPing, false, "p"),
+		frame(true, 0, wsframe.OpContinuation, false, strings.Repeat("x", 5000)),
+		frame(true, 0, wsframe.OpPing, false, "q"))
+	// Cut 100 bytes from the first frame's payload and 1000 from the continuation's.
+	first, cont := 4+100, 4+300+3+4+1000
+	for _, piece := range []int{1, 7, 1460} {
+		d, c := newTestDecoder(t, wsframe.Server, wsframe.AssemblerConfig{})
+		u := &uncertainCollector{collector: c}
+		d = wsframe.NewDecoder(wsframe.Rules{Sender: wsframe.Server, Lenient: true}, wsframe.NewAssembler(wsframe.AssemblerConfig{Lenient: true}), u)
+		decodeAll(d, stream[:first], func() int { return piece })
+		if !d.Gap(100) {
+			t.Fatalf("piece %d: first gap: no message in progress", piece)
+		}
+		decodeAll(d, stream[first+100:cont], func() int { return piece })
+		if d.Gap(1000) {
+			t.Errorf("piece %d: second gap reported a message in progress: it was lost at the first", piece)
+		}
+		decodeAll(d, stream[cont+1000:], func() int { return piece })
+		d.End()
+		if !slices.Equal(c.msgs, []string{"ping:p", "ping:q"}) || len(u.uncertain) > 0 || len(c.errs) > 0 || len(c.resyncs) != 1 {
+			t.Fatalf("piece %d: messages %q, held back %q, errors %v, resyncs %v; want both pings and one resync", piece, c.msgs, u.uncertain, c.errs, c.resyncs)
+		}
 	}
 }

@@ -77,6 +77,11 @@ type resyncer struct {
 	verified bool  // buf starts at a frame boundary of a verified chain
 	skip     uint64
 	found    bool // a frame was accepted: the resynchronisation is reported
+	exact    bool // the position was known, not searched for
+	// fromGap: the search began at the first byte after a gap or at the start,
+	// once gapSkipped bytes had been skipped.
+	fromGap    bool
+	gapSkipped int64
 
 	// The search remembers its progress between calls: positions before scanned
 	// were examined, and cands are those whose chain needed bytes not there yet
@@ -85,6 +90,8 @@ type resyncer struct {
 	cands   []cand
 	minNeed int    // no cand's verdict can change before the buffer holds this many bytes
 	scratch []byte // unmasked payload for plausible
+
+	ev *evidence // learns from the bytes passed over; may be nil
 }
 
 // cand is a position whose chain waits for bytes: its verdict cannot change (while
@@ -176,6 +183,13 @@ func (r *resyncer) step(p []byte, mode int, onFound func(skipped int64), onContr
 func (r *resyncer) drop(n int) {
 	if n == 0 {
 		return
+	}
+	if r.ev != nil {
+		// Payload passed over: what the bytes in which false headers are
+		// found look like.
+		for i := 0; i < n && i+4 <= len(r.buf); i++ {
+			r.ev.classify(r.buf[i : i+4])
+		}
 	}
 	r.skipped += int64(n)
 	r.buf = r.buf[:copy(r.buf, r.buf[n:])]
@@ -464,4 +478,342 @@ func (r *resyncer) converges(from int, to uint64) (float64, bool) {
 		return 0, false
 	}
 	return odds * exactOdds(last), true
+}
+
+// Trusting the first messages after a search. A verified chain shows that frames
+// from some point on are real, not that the first of its frames is: payload bytes
+// of the message the gap cut can hold a valid header that points exactly at the
+// first real frame, and that false frame then chains on to the real ones (in masked
+// ASCII text one position in a few thousand does, and a masked text frame made of
+// such bytes is still UTF-8: its payload, unmasked with a "key" of the same text,
+// is the XOR of two pieces of text). Following frames cannot tell: they are real
+// either way. A false frame announcing a ping or binary data would be printed as a
+// message, and one announcing a long payload covers the real frames after it.
+//
+// So after a search the Decoder shows a message only when the chance that it is
+// such a false prefix, given what the bytes show, is below falseMessage; the
+// messages before the first one that passes are held back (see [UncertainHandler]).
+// Once one passes, the ones after it do too: they can only be false if it is. The
+// chance for the message whose first frame is the k-th from the position taken is
+// that of frames 0 to k being payload bytes, the last pointing exactly at a real
+// frame:
+//
+//	prior × min(tries, Σ(i≤k) reach(i)) × Π(i≤k) looks(i) × pointsAt(k)
+//
+// tries is the number of positions searched, and a false chain pointing at a given
+// place begins at most the longest frames of its shapes (reach) before it. looks(i)
+// is the chance that payload bytes look like frame i: a valid header of its length
+// encoding, its kind, its content. How often payload holds valid headers is
+// learned from this direction's payload while the Decoder is in step and from the
+// bytes its searches pass over (random bytes hold a valid 7-bit header at about 2%
+// of positions, ASCII text sent unmasked never does); so are the kinds of its
+// messages (a direction that only carries text rarely sends a ping after a gap),
+// and the bytes of its text: in a masked direction, the payload of a false text
+// frame is the XOR of two pieces of text, which differs from text (for ASCII a
+// third of the XORs are control characters). pointsAt(k) is the chance that a
+// false header's length points exactly at a given place. prior is the chance that
+// the first byte after a gap is not a frame start when the position taken is that
+// byte (1 otherwise): a sender that writes one message per send begins its segments
+// with a frame, so a gap, which loses whole segments, ends at one; this too is
+// learned, from where the pieces fed in step begin.
+
+// falseMessage is the accepted chance that a message shown after a search is made
+// of payload bytes.
+const falseMessage = 1e-5
+
+// evidence is what a Decoder learns about its direction while it is in step.
+type evidence struct {
+	valid0  [256]bool // first header bytes a strict header may begin with
+	maskBit byte      // the MASK bit of this sender's frames
+	// prior is the rate of valid headers by length encoding before any payload
+	// was seen: twice that of random bytes.
+	prior [3]float64
+
+	next    int      // payload bytes until the next sample
+	sampled int32    // payload positions looked at
+	hdr     [3]int32 // of them, valid headers with a 7-bit, 16-bit and 64-bit length
+
+	feeds, atFrame int32 // pieces fed in step, and those that began at a frame
+
+	kinds [5]int32 // messages: text, binary, ping, pong, close
+	total int32
+
+	text      [8]int32 // text payload bytes by their top three bits
+	textTotal int32
+	nextText  int // text bytes until the next sample
+}
+
+// Sampling: every sampleStride-th payload byte is looked at as a header, every
+// textStride-th byte of text for its class: sparse, so that learning costs little
+// next to unmasking, and still thousands of samples a megabyte. (The search after
+// a gap also learns from all the bytes it passes over.)
+const (
+	sampleStride = 127
+	textStride   = 31
+	// counts are halved past this many samples, so that what is learned follows
+	// the traffic.
+	maxSamples = 1 << 16
+)
+
+func newEvidence(rules Rules) evidence {
+	var e evidence
+	for b := range 256 {
+		op := Opcode(b & 0x0F)
+		e.valid0[b] = !op.IsReserved() && uint8(b)&(RSV1|RSV2|RSV3)&^rules.Extensions == 0 && (!op.IsControl() || b&0x80 != 0)
+	}
+	if rules.Sender == Client {
+		e.maskBit = 0x80
+	}
+	valid := 0
+	for _, v := range e.valid0 {
+		if v {
+			valid++
+		}
+	}
+	e.prior[0] = 2 * float64(valid) / 256 / 2 // and the MASK bit
+	e.prior[1] = e.prior[0] / 128             // the 16-bit length's marker
+	e.prior[2] = e.prior[1] / (1 << 40)       // and five zero bytes under the limits
+	return e
+}
+
+// learn looks at a message shown in step: its kind, and a byte of its payload
+// every sampleStride bytes of the stream: as it was on the wire (masked again),
+// for the header rate, and for text, for its class.
+func (e *evidence) learn(m *Message) {
+	e.kinds[kindOf(m.Opcode)]++
+	if e.total++; e.total > maxSamples {
+		e.total = 0
+		for k := range e.kinds {
+			e.kinds[k] /= 2
+			e.total += e.kinds[k]
+		}
+	}
+	if e.next -= len(m.Wire); e.next < 0 {
+		e.sample(m)
+	}
+	if m.Opcode == OpText && !m.Compressed {
+		if e.nextText -= len(m.Payload); e.nextText < 0 {
+			e.sampleText(m.Payload)
+		}
+	}
+}
+
+// sampleText takes the samples of text that fall in p, the last one e.nextText
+// bytes from its end.
+func (e *evidence) sampleText(p []byte) {
+	for ; e.nextText < 0; e.nextText += textStride {
+		e.text[p[len(p)+e.nextText]>>5]++
+		e.textTotal++
+	}
+	if e.textTotal > maxSamples {
+		e.textTotal /= 2
+		for k := range e.text {
+			e.text[k] /= 2
+		}
+	}
+}
+
+// sample takes the samples that fall in m, the last one e.next bytes from its end.
+func (e *evidence) sample(m *Message) {
+	for ; e.next < 0; e.next += sampleStride {
+		at := len(m.Wire) + e.next // where in the message's wire payload
+		h, off := m.Frames[0], at  // the frame it is in, and where in its payload
+		for _, f := range m.Frames {
+			if uint64(off) < f.Length {
+				h = f
+				break
+			}
+			off -= int(min(f.Length, uint64(off)))
+		}
+		if at+4 <= len(m.Wire) && uint64(off)+4 <= h.Length {
+			e.sampleWire(h, off, m.Wire[at:at+4])
+		}
+	}
+}
+
+// sampleWire looks at the bytes b (unmasked), at offset off in the payload of a
+// frame with header h, as they were on the wire: do they begin a valid header?
+func (e *evidence) sampleWire(h Header, off int, b []byte) {
+	var w [4]byte
+	copy(w[:], b)
+	if h.Masked {
+		for j := range w {
+			w[j] ^= h.Mask[(off+j)&3]
+		}
+	}
+	e.classify(w[:])
+}
+
+// classify counts the four payload bytes w (as on the wire) as a sample: do they
+// begin a valid header?
+func (e *evidence) classify(w []byte) {
+	e.sampled++
+	if !e.valid0[w[0]] || w[1]&0x80 != e.maskBit {
+		return
+	}
+	switch l := w[1] & 0x7F; {
+	case l <= 125:
+		e.hdr[0]++
+	case w[0]&0x08 != 0: // a control frame with a long length
+	case l == 126:
+		if w[2] != 0 || w[3] >= 126 {
+			e.hdr[1]++
+		}
+	case w[2] == 0 && w[3] == 0:
+		e.hdr[2]++
+	}
+	if e.sampled > maxSamples {
+		e.sampled /= 2
+		for k := range e.hdr {
+			e.hdr[k] /= 2
+		}
+	}
+}
+
+// feed notes where a piece fed in step began.
+func (e *evidence) feed(atFrame bool) {
+	e.feeds++
+	if atFrame {
+		e.atFrame++
+	}
+	if e.feeds > maxSamples {
+		e.feeds /= 2
+		e.atFrame /= 2
+	}
+}
+
+// kindOf returns the index in kinds of messages with opcode op.
+func kindOf(op Opcode) int {
+	switch op {
+	case OpText:
+		return 0
+	case OpBinary:
+		return 1
+	case OpPing:
+		return 2
+	case OpPong:
+		return 3
+	}
+	return 4
+}
+
+// rateGrid are the rates of valid headers rate weighs, relative to the prior, a
+// factor √2 apart, and their weights before any sample. Payload is mostly one of
+// two kinds: random-like bytes (compressed, binary, or masked), where headers are
+// about as frequent as in random bytes, and text sent unmasked, where they hardly
+// ever occur (ASCII holds no valid first byte); the weights favour those two ends.
+var rateGrid = func() (g [40]struct{ rel, weight float64 }) {
+	for k := range g {
+		g[k].rel = 3e-5 * math.Pow(2, float64(k)/2) // up to about 22
+		switch {
+		case g[k].rel < 1e-3:
+			g[k].weight = 0.35 / 11
+		case g[k].rel < 0.3:
+			g[k].weight = 0.15 / 16
+		default:
+			g[k].weight = 0.5 / 13
+		}
+	}
+	return g
+}()
+
+// rate returns the expected rate of valid headers with length encoding c at a
+// payload position, given the samples: the mean over rateGrid weighted by how
+// likely each rate makes the counts.
+func (e *evidence) rate(c int) float64 {
+	n, h := float64(e.sampled), float64(e.hdr[c])
+	var logs [len(rateGrid)]float64
+	top := math.Inf(-1)
+	for k, g := range rateGrid {
+		r := min(g.rel*e.prior[c], 0.5)
+		logs[k] = math.Log(g.weight) + h*math.Log(r) + (n-h)*math.Log1p(-r)
+		top = max(top, logs[k])
+	}
+	var sum, mean float64
+	for k, g := range rateGrid {
+		w := math.Exp(logs[k] - top)
+		sum += w
+		mean += w * min(g.rel*e.prior[c], 0.5)
+	}
+	return mean / sum
+}
+
+// looks returns the chance that payload bytes hold a valid header of h's shape
+// (n bytes long) and kind: the rate of such headers, times the share of the kind
+// among false headers (generously 1/4) over its share among this direction's
+// messages.
+func (e *evidence) looks(h Header, n int) float64 {
+	c, unmasked := 0, n
+	if h.Masked {
+		unmasked -= 4
+	}
+	switch unmasked {
+	case 4:
+		c = 1
+	case 10:
+		c = 2
+	}
+	rate := e.rate(c)
+	share := float64(e.kinds[kindOf(h.Opcode)]+1) / float64(e.total+int32(len(e.kinds)))
+	if h.Opcode == OpContinuation {
+		share = 1
+	}
+	return rate * 0.25 / share
+}
+
+// reach returns the longest frame with h's length encoding: a false header of that
+// shape pointing at a given place lies at most that far before it.
+func reach(h Header) float64 {
+	switch {
+	case h.Length <= 125:
+		return 2 + 4 + 125
+	case h.Length <= 0xFFFF:
+		return 4 + 4 + 0xFFFF
+	}
+	return math.Inf(1)
+}
+
+// pointsAt returns the chance that a false header of h's shape has exactly the
+// length that ends its frame at a given place: about one of the values a payload
+// byte takes per length byte (generously, one in 64).
+func pointsAt(h Header) float64 {
+	switch {
+	case h.Length <= 125:
+		return 1.0 / 64
+	case h.Length <= 0xFFFF:
+		return 1.0 / (1 << 12)
+	}
+	return 1.0 / (1 << 20)
+}
+
+// textLooks returns how much likelier the unmasked payload p of a masked text
+// message is as the XOR of two pieces of this direction's text (a false frame)
+// than as its text: the product over some of its bytes of the two chances of
+// their classes. 1 while too little text was seen to tell.
+func (e *evidence) textLooks(p []byte) float64 {
+	if e.textTotal < 64 || len(p) == 0 {
+		return 1
+	}
+	var real, xor [8]float64
+	for k := range real {
+		real[k] = float64(e.text[k]+1) / float64(e.textTotal+8)
+	}
+	for k := range xor {
+		for c := range real {
+			xor[k] += real[c] * real[c^k]
+		}
+	}
+	step := max(1, len(p)/64)
+	lr := 1.0
+	for i := 0; i < len(p); i += step {
+		k := p[i] >> 5
+		lr *= xor[k] / real[k]
+	}
+	return min(max(lr, 1e-30), 1e30) // products of chances stay finite and non-zero
+}
+
+// notAtFrame returns the chance that the first byte after a gap is not at a frame
+// start, from where the pieces fed in step began.
+func (e *evidence) notAtFrame() float64 {
+	return 1 - float64(e.atFrame+1)/float64(e.feeds+2)
 }

@@ -1,6 +1,8 @@
 package wsframe
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -83,6 +85,97 @@ func TestRulesValidMatchesCheck(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestEvidenceRate: the rate of valid headers learned from payload samples, for a
+// server's frames: text never holds one unmasked (ASCII has no valid first byte),
+// random bytes about as often as RFC 6455 allows first bytes, and before any
+// sample the rate is that of random bytes or more.
+func TestEvidenceRate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	random := make([]byte, 200_000)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	text := bytes.Repeat([]byte(`{"seq":12,"data":"the quick brown fox jumps over the lazy dog 0123456789"} `), 3000)
+	// Random bytes: 9 of the 256 first bytes are valid for a server without
+	// extensions, and the MASK bit must be clear.
+	randomRate := 9.0 / 256 / 2
+	for _, tc := range []struct {
+		name     string
+		payload  []byte
+		min, max float64
+	}{
+		{"no samples", nil, randomRate, 1},
+		{"text", text, 0, 1e-5},
+		{"random", random, randomRate / 1.5, randomRate * 1.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEvidence(Rules{Sender: Server})
+			for i := 0; i+4 <= len(tc.payload); i++ {
+				e.classify(tc.payload[i : i+4])
+			}
+			if r := e.rate(0); r < tc.min || r > tc.max {
+				t.Errorf("rate %.3g after %d samples, want %.3g to %.3g", r, e.sampled, tc.min, tc.max)
+			}
+		})
+	}
+}
+
+// TestEvidenceTextLooks: once a direction's text was seen, the payload of a masked
+// text frame made of payload bytes (the XOR of two pieces of that text) looks far
+// likelier false than the direction's text does.
+func TestEvidenceTextLooks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:-{}\""
+	piece := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = letters[rng.IntN(len(letters))]
+		}
+		return b
+	}
+	e := newEvidence(Rules{Sender: Client})
+	if lr := e.textLooks(piece(100)); lr != 1 {
+		t.Errorf("before any text: %g, want 1", lr)
+	}
+	for range 200 {
+		p := piece(200)
+		e.learn(&Message{Opcode: OpText, Payload: p, Wire: p, Frames: []Header{{Fin: true, Opcode: OpText, Length: 200}}})
+	}
+	for _, n := range []int{10, 40, 1000} {
+		real, a, b := piece(n), piece(n), piece(n)
+		xor := make([]byte, n)
+		for i := range xor {
+			xor[i] = a[i] ^ b[i]
+		}
+		if lr := e.textLooks(real); lr > 0.1 {
+			t.Errorf("%d bytes of text: %g, want below 0.1", n, lr)
+		}
+		if lr := e.textLooks(xor); lr < 10 {
+			t.Errorf("%d bytes of XORed text: %g, want above 10", n, lr)
+		}
+	}
+}
+
+// TestEvidenceNotAtFrame: where the pieces fed begin tells how likely a gap, which
+// loses whole pieces, ends at a frame.
+func TestEvidenceNotAtFrame(t *testing.T) {
+	for _, tc := range []struct {
+		atFrame  bool
+		min, max float64
+	}{{true, 0, 0.02}, {false, 0.98, 1}} {
+		e := newEvidence(Rules{Sender: Client})
+		if p := e.notAtFrame(); p != 0.5 {
+			t.Errorf("before any piece: %g, want 0.5", p)
+		}
+		for range 200 {
+			e.feed(tc.atFrame)
+		}
+		if p := e.notAtFrame(); p < tc.min || p > tc.max {
+			t.Errorf("pieces at a frame %v: %g, want %g to %g", tc.atFrame, p, tc.min, tc.max)
 		}
 	}
 }
