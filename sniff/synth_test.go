@@ -161,7 +161,7 @@ func buildFlow(t *testing.T, rng *rand.Rand, o flowOpts) *flow {
 			frame(i, wsframe.Header{Fin: j == len(frags)-1, Opcode: op}, p[:s])
 			p = p[s:]
 			if j < len(frags)-1 && rng.IntN(2) == 0 {
-				ping := &wsMsg{dir: dir, op: wsframe.OpPing, payload: fmt.Appendf(nil, "ping-%d", k), start: bufs[i].Len()}
+				ping := &wsMsg{dir: dir, op: wsframe.OpPing, payload: fmt.Appendf(nil, "ping-%d.%d", k, j), start: bufs[i].Len()}
 				frame(i, wsframe.Header{Fin: true, Opcode: wsframe.OpPing}, ping.payload)
 				ping.end, ping.done = bufs[i].Len(), bufs[i].Len()
 				f.msgs = append(f.msgs, ping)
@@ -534,9 +534,10 @@ func expected(f *flow, dropped [2][][2]int, cutAt [2]int) [2][]*wsMsg {
 	return out
 }
 
-// unmatched aligns got with want (a longest common subsequence) and returns the
-// indices of the got events outside it and the number of want messages outside it.
-func unmatched(got []event, want []*wsMsg, same func(event, *wsMsg) bool) (extra []int, missing int) {
+// align aligns got with want (a longest common subsequence) and returns the
+// indices of the got events outside it and, for each want message, the index of
+// the got event matched with it, or -1.
+func align(got []event, want []*wsMsg, same func(event, *wsMsg) bool) (extra, matched []int) {
 	// l[i][j]: the longest common subsequence of got[i:] and want[j:].
 	l := make([][]int, len(got)+1)
 	for i := range l {
@@ -551,10 +552,15 @@ func unmatched(got []event, want []*wsMsg, same func(event, *wsMsg) bool) (extra
 			}
 		}
 	}
+	matched = make([]int, len(want))
+	for j := range matched {
+		matched[j] = -1
+	}
 	i, j := 0, 0
 	for i < len(got) && j < len(want) {
 		switch {
 		case same(got[i], want[j]) && l[i][j] == l[i+1][j+1]+1:
+			matched[j] = i
 			i, j = i+1, j+1
 		case l[i+1][j] >= l[i][j+1]:
 			extra = append(extra, i)
@@ -566,34 +572,7 @@ func unmatched(got []event, want []*wsMsg, same func(event, *wsMsg) bool) (extra
 	for ; i < len(got); i++ {
 		extra = append(extra, i)
 	}
-	return extra, len(want) - l[0][0]
-}
-
-// blindResyncs counts the searches direction i needs: a gap that is not inside
-// one frame's payload, and a capture that starts after the stream's beginning.
-func blindResyncs(f *flow, i int, dropped [][2]int, p perturb) int {
-	n := 0
-	if p.noSYN && p.cutAt[i] > 0 {
-		n++
-	}
-	starts := f.frames[i]
-	for _, d := range gapRanges(slices.Clone(dropped)) {
-		inside := false
-		for k, fs := range starts {
-			_, hl, err := wsframe.ParseHeader(f.streams[i][fs:])
-			end := len(f.streams[i])
-			if k+1 < len(starts) {
-				end = starts[k+1]
-			}
-			if err == nil && fs+hl <= d[0] && d[1] < end {
-				inside = true
-			}
-		}
-		if !inside {
-			n++
-		}
-	}
-	return n
+	return extra, matched
 }
 
 // gapRanges merges adjacent dropped ranges.
@@ -707,48 +686,78 @@ func runSynthetic(t *testing.T, tc synthCase, seed uint64) {
 	}
 
 	want := expected(f, dropped, tc.pert.cutAt)
-	// got: the messages per direction; since: how many data messages of its
-	// direction came out between the last resync and each of them.
+	// got: the messages per direction; since: for each, how many messages of its
+	// direction came out between the last resync and it; after: which resync that
+	// was (-1: none yet); trailing: a resync came after the last message.
 	var got [2][]event
-	var since [2][]int
+	var since, after [2][]int
+	var trailing [2]bool
 	n := [2]int{1 << 30, 1 << 30} // no resync yet
+	resyncs := [2]int{}
+	last := [2]int{-1, -1}
 	for _, e := range rec.events {
+		i := dirIndex(e.dir)
 		switch e.kind {
 		case "resync":
-			n[dirIndex(e.dir)] = 0
+			n[i], last[i], trailing[i] = 0, resyncs[i], true
+			resyncs[i]++
 		case "message", "undecodable":
-			i := dirIndex(e.dir)
 			got[i] = append(got[i], e)
 			since[i] = append(since[i], n[i])
-			if !e.op.IsControl() {
-				n[i]++
-			}
+			after[i] = append(after[i], last[i])
+			n[i]++
+			trailing[i] = false
 		}
 	}
 	for i := range 2 {
-		// A gap inside a frame's payload resynchronises exactly. After one that
-		// swallows a frame boundary (or at a capture's start) the sniffer searches
-		// for the next frame, and may take a header in the lost message's tail
-		// that points exactly at a real frame, which nothing in the bytes refutes
-		// when the header announces binary or ping/pong (a chance of about 1%):
-		// allow one such message in or out per blind search, before the second
-		// data message after a resync.
-		blind := blindResyncs(f, i, dropped[i], tc.pert)
-		if os.Getenv("SNIFF_STRICT") != "" {
-			blind = 0
-		}
+		// Every message in the capture comes out but those held back after a
+		// resync: after a gap that swallows a frame boundary (or at a capture's
+		// start) the sniffer searches for the next frame, and a header in the lost
+		// message's tail may point exactly at a real frame; so it shows a message
+		// only when the bytes prove it real, and holds back the ones that begin
+		// before it (they are counted in the resync's skipped bytes). No message
+		// comes out that is not in the capture, and each one missing begins before
+		// the first one shown after a resync, at most maxHeldBack of them a resync.
 		same := func(g event, w *wsMsg) bool {
 			return g.kind == "message" && g.op == w.op && bytes.Equal(g.payload, w.payload)
 		}
-		extra, missing := unmatched(got[i], want[i], same)
-		if len(extra) > blind || missing > blind {
-			t.Errorf("dir %d: %d messages, want %d: %d extra, %d missing, %d blind resyncs allowed (dropped %v)",
-				i, len(got[i]), len(want[i]), len(extra), missing, blind, dropped[i])
-		}
+		extra, matched := align(got[i], want[i], same)
 		for _, k := range extra {
-			if since[i][k] > 0 {
-				t.Errorf("dir %d: message %d (%s) is not in the capture, and not right after a resync (%d messages after it)",
-					i, k, got[i][k], since[i][k])
+			t.Errorf("dir %d: message %d (%s) is not in the capture (%d messages after a resync)", i, k, got[i][k], since[i][k])
+		}
+		// firstStart: where the first message shown after each resync begins.
+		firstStart := map[int]int{}
+		for j, g := range matched {
+			if g >= 0 && after[i][g] >= 0 && since[i][g] == 0 {
+				firstStart[after[i][g]] = want[i][j].start
+			}
+		}
+		held := map[int]int{} // resync → messages held back
+		for j, g := range matched {
+			if g >= 0 {
+				continue
+			}
+			next := -1 // the next message that came out
+			for _, g := range matched[j+1:] {
+				if g >= 0 {
+					next = g
+					break
+				}
+			}
+			w := want[i][j]
+			switch {
+			case next >= 0 && after[i][next] >= 0 && w.start < firstStart[after[i][next]]:
+				held[after[i][next]]++
+			case next < 0 && trailing[i]:
+				held[resyncs[i]-1]++
+			default:
+				t.Errorf("dir %d: %s of %d bytes at [%d,%d) is missing, and does not begin before the first message shown after a resync",
+					i, w.op, len(w.payload), w.start, w.end)
+			}
+		}
+		for r, k := range held {
+			if k > maxHeldBack {
+				t.Errorf("dir %d: %d messages held back after resync %d, want at most %d", i, k, r, maxHeldBack)
 			}
 		}
 		if t.Failed() {
@@ -802,6 +811,9 @@ func runSynthetic(t *testing.T, tc synthCase, seed uint64) {
 		t.Logf("events:\n%s", rec.dump())
 	}
 }
+
+// maxHeldBack is how many messages the sniffer may hold back after one resync.
+const maxHeldBack = 8
 
 // synthSeeds is how many seeds TestSynthetic runs each case with.
 var synthSeeds = 3
