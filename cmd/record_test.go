@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wstap/wstap/internal/eventlog"
+	"github.com/wstap/wstap/internal/wstest"
 )
 
 // gateReplace is the tutorial's rule behind a base64 codec (docs/plugins.md, "The
@@ -252,5 +254,33 @@ func TestPingFloodCounted(t *testing.T) {
 		case !every && lines > 100:
 			t.Errorf("%d lines of log for %d pings: the flood was not counted", lines, pings)
 		}
+	}
+}
+
+// TestHookLimitVisible: a message above --max-hook-message skips the hooks, and the
+// user is told: once per connection on stderr, naming the flag, and with an L on
+// its terminal line.
+func TestHookLimitVisible(t *testing.T) {
+	noLeaks(t)
+	t.Setenv(caEnv, filepath.Join(t.TempDir(), "ca"))
+	srv := newEchoServer(t, false, false, "")
+	r := startRun(t, "--listen", "127.0.0.1:0", "--max-hook-message", "1KiB", "--hook", "replace:match=x,with=y")
+	c, _ := dialVia(t, r.addr, srv.wsURL("/big"), websocket.Dialer{})
+	big := strings.Repeat("x", 4096)
+	for range 3 {
+		send(t, c, websocket.TextMessage, []byte(big), []byte(big)) // too large for the hooks: not rewritten
+	}
+	send(t, c, websocket.TextMessage, []byte("x"), []byte("y"))
+	closeWith(t, c, websocket.CloseNormalClosure, "")
+	if !wstest.Poll(5*time.Second, func() bool { return strings.Contains(r.stderr.String(), " close ") }) {
+		t.Fatalf("no close line:\n%s", r.stderr)
+	}
+	r.stop(t)
+	stderr := r.stderr.String()
+	if n := strings.Count(stderr, "above the hook limit"); n != 1 || !strings.Contains(stderr, "--max-hook-message") {
+		t.Errorf("%d warnings about the hook limit, want 1 naming --max-hook-message:\n%s", n, stderr)
+	}
+	if n := regexp.MustCompile(`→ text +4096 L `).FindAllStringIndex(stderr, -1); len(n) != 3 {
+		t.Errorf("%d terminal lines flag the large messages with L, want 3:\n%s", len(n), stderr)
 	}
 }

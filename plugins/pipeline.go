@@ -3,6 +3,7 @@ package plugins
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,10 @@ type Pipeline struct {
 	// are recorded with Hooked false and a preview of PreviewBytes. 0 means
 	// DefaultMaxHookMessage.
 	MaxHookMessage int64
+	// Logger receives the pipeline's warnings (a message too large for the
+	// hooks, once per connection); nil discards them.
+	Logger *slog.Logger
+
 	// ControlBurst, when positive, is how many pings and pongs a second each
 	// direction records one by one; past it they are counted, and reported
 	// together (Observer.Controls) when the second is over, or before the next
@@ -143,6 +148,7 @@ func (s *Stream) Message(ctx context.Context, m *wsframe.Message, t time.Time) (
 		Hooked: int64(len(m.Payload)) <= s.maxHook}
 	if !rec.Hooked {
 		rec.Payload, rec.Truncated = textPrefix(m.Opcode, m.Payload[:PreviewBytes]), true
+		s.bypassed(rec.Len)
 		return rec, nil, nil
 	}
 	if s.p.Chain.Len() == 0 {
@@ -222,6 +228,17 @@ func (s *Stream) Control(m *wsframe.Message, t time.Time) (rec *Record, ev Close
 	return rec, ev, ok
 }
 
+// bypassed warns, once per connection, that a message of n bytes went past the
+// hooks because of the size limit: a rule that silently does not apply would
+// mislead (the record says so too: Hooked is false).
+func (s *Stream) bypassed(n int64) {
+	if s.p.Chain.Len() == 0 || s.p.Logger == nil || !s.conn.once("hook-limit") {
+		return
+	}
+	s.p.Logger.Warn("message above the hook limit: the hooks do not see it (raise --max-hook-message; logged once per connection)",
+		"conn", s.conn.ID, "dir", s.dir.String(), "len", n, "limit", s.maxHook)
+}
+
 // flushControls reports the pings and pongs counted so far.
 func (s *Stream) flushControls() {
 	s.ctlMu.Lock()
@@ -246,6 +263,7 @@ func (s *Stream) Streamed(op wsframe.Opcode, preview []byte, n int64, frames int
 	preview = preview[:min(len(preview), PreviewBytes)]
 	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: seq, Opcode: op, Time: t,
 		Payload: textPrefix(op, preview), Len: n, Truncated: n > int64(len(preview)), Frames: frames, Compressed: compressed}
+	s.bypassed(n)
 	return rec
 }
 

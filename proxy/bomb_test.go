@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -54,26 +52,7 @@ func largeCompressedCase(t *testing.T, dir plugins.Direction, owned bool, hookLi
 	tp := startProxy(t, proxy.Config{MaxHookMessage: hookLimit}, plugins.FailOpen, hook)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	accepted := make(chan *coder.Conn, 1)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := coder.Accept(w, r, &coder.AcceptOptions{CompressionMode: coder.CompressionContextTakeover})
-		if err == nil {
-			accepted <- c
-		}
-	}))
-	rl := &wsrRecListener{Listener: srv.Listener}
-	srv.Listener = rl
-	srv.Start()
-	defer srv.Close()
-	hc := &http.Client{Transport: &http.Transport{DialContext: wsrDialContext(tp.Addr)}}
-	cc, _, err := coder.Dial(ctx, "ws://"+srv.Listener.Addr().String()+"/large", &coder.DialOptions{
-		HTTPClient: hc, CompressionMode: coder.CompressionContextTakeover})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.CloseNow()
-	sconn := <-accepted
-	defer sconn.CloseNow()
+	cc, sconn, rl := wsrCoderTakeoverPair(ctx, t, tp, "/large")
 	from, to := cc, sconn
 	if dir == plugins.ServerToClient {
 		from, to = sconn, cc

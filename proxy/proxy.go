@@ -176,7 +176,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.maxHookMessage = min(p.maxHookMessage, p.maxMessage)
 	p.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: cfg.Observer, MaxHookMessage: p.maxHookMessage,
-		ControlBurst: cfg.ControlBurst}
+		ControlBurst: cfg.ControlBurst, Logger: p.log}
 	p.readHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	p.idleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
 	p.maxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)

@@ -250,7 +250,7 @@ func (s *session) pump(dir plugins.Direction, src io.Reader, out *leg) {
 		rules.Extensions = wsframe.RSV1
 		inf = wsframe.NewInflater(comp)
 	}
-	pp := &pumper{s: s, dir: dir, out: out, st: s.stream(dir), src: src, r: wsframe.NewReader(src, rules, 0), a: wsframe.NewAssembler(cfg),
+	pp := &pumper{s: s, dir: dir, out: out, st: s.stream(dir), r: wsframe.NewReader(src, rules, 0), a: wsframe.NewAssembler(cfg),
 		inf: inf, takeover: s.deflate && comp.ContextTakeover, buf: make([]byte, chunkSize)}
 	defer s.pumpDone()
 	err := pp.run()
@@ -392,7 +392,6 @@ type pumper struct {
 	dir       plugins.Direction
 	out       *leg
 	st        *plugins.Stream
-	src       io.Reader // what r reads: the lingering close drains it after a framing error
 	r         *wsframe.Reader
 	a         *wsframe.Assembler // no Inflater: compressed messages are inflated here, as they arrive
 	inf       *wsframe.Inflater  // nil without permessage-deflate in this direction
@@ -426,7 +425,6 @@ type pumper struct {
 
 // chunkSize is the piece in which payloads are read, inflated and streamed.
 const chunkSize = 32 << 10
-
 
 func (pp *pumper) run() error {
 	defer func() {
@@ -479,22 +477,24 @@ func (pp *pumper) run() error {
 // away, until its close frame (its side of the close handshake is then done), the
 // end of its stream or the deadline that end set: closing a socket with unread
 // bytes would reset the connection and could destroy the close frame just written to
-// that peer. After a framing error the bytes cannot be parsed, so they are drained
-// raw until the peer closes or the deadline passes.
+// that peer. Frames that break the rules are skipped too (their length is known):
+// the peer that broke them may still answer the close properly.
 func (pp *pumper) linger(err error) {
-	var pe *wsframe.ProtocolError
 	switch {
 	case pp.closeSeen, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 		errors.Is(err, os.ErrDeadlineExceeded):
 		return
-	case errors.As(err, &pe), pp.streaming:
-		io.Copy(io.Discard, pp.src)
-		return
 	}
+	pp.r.SetRules(wsframe.Rules{Sender: pp.dir.Sender(), Extensions: wsframe.RSV1 | wsframe.RSV2 | wsframe.RSV3, Lenient: true})
 	for {
 		h, err := pp.r.NextFrame()
-		if err != nil || h.Opcode == wsframe.OpClose {
+		var pe *wsframe.ProtocolError
+		switch {
+		case err == nil && h.Opcode == wsframe.OpClose:
 			return
+		case err == nil, errors.As(err, &pe):
+		default:
+			return // the stream ended, or the deadline passed
 		}
 	}
 }
@@ -502,6 +502,11 @@ func (pp *pumper) linger(err error) {
 // frame handles one frame whose header was just read.
 func (pp *pumper) frame(h wsframe.Header) error {
 	maxHook := pp.s.p.maxHookMessage
+	if h.Opcode == wsframe.OpClose {
+		// The sender is done, even if this close frame turns out invalid: no answer
+		// to ours will come from it.
+		pp.closeSeen = true
+	}
 	switch {
 	case pp.streaming && !h.Opcode.IsControl():
 		if h.Opcode != wsframe.OpContinuation {

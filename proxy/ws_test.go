@@ -745,34 +745,7 @@ func wsrDeflateCase(t *testing.T, dir plugins.Direction, kind string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// The server, behind a listener that records its bytes.
-	accepted := make(chan *coder.Conn, 1)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := coder.Accept(w, r, &coder.AcceptOptions{CompressionMode: coder.CompressionContextTakeover})
-		if err != nil {
-			return
-		}
-		accepted <- c
-	}))
-	rl := &wsrRecListener{Listener: srv.Listener}
-	srv.Listener = rl
-	srv.Start()
-	defer srv.Close()
-
-	hc := &http.Client{Transport: &http.Transport{DialContext: wsrDialContext(tp.Addr)}}
-	cc, _, err := coder.Dial(ctx, "ws://"+srv.Listener.Addr().String()+"/deflate", &coder.DialOptions{
-		HTTPClient: hc, CompressionMode: coder.CompressionContextTakeover})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.CloseNow()
-	var sconn *coder.Conn
-	select {
-	case sconn = <-accepted:
-	case <-time.After(wsrWait):
-		t.Fatal("the server did not accept")
-	}
-	defer sconn.CloseNow()
+	cc, sconn, rl := wsrCoderTakeoverPair(ctx, t, tp, "/deflate")
 	client := wsrStartCoderPeer(ctx, "client", cc)
 	server := wsrStartCoderPeer(ctx, "server", sconn)
 
@@ -872,6 +845,39 @@ func wsrDeflateCase(t *testing.T, dir plugins.Direction, kind string) {
 	if !slices.Equal(c2sWire, wantC2S) {
 		t.Errorf("the server's wire carries %d messages that inflate differently from the %d expected", len(c2sWire), len(wantC2S))
 	}
+}
+
+// wsrCoderTakeoverPair connects a coder/websocket client to a coder/websocket server
+// at path through the proxy, both compressing with context takeover (as browsers
+// do); the server's listener records its bytes. Everything is closed when the test
+// ends.
+func wsrCoderTakeoverPair(ctx context.Context, t testing.TB, tp *testProxy, path string) (client, server *coder.Conn, rl *wsrRecListener) {
+	t.Helper()
+	accepted := make(chan *coder.Conn, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := coder.Accept(w, r, &coder.AcceptOptions{CompressionMode: coder.CompressionContextTakeover})
+		if err == nil {
+			accepted <- c
+		}
+	}))
+	rl = &wsrRecListener{Listener: srv.Listener}
+	srv.Listener = rl
+	srv.Start()
+	t.Cleanup(srv.Close)
+	hc := &http.Client{Transport: &http.Transport{DialContext: wsrDialContext(tp.Addr)}}
+	client, _, err := coder.Dial(ctx, "ws://"+srv.Listener.Addr().String()+path, &coder.DialOptions{
+		HTTPClient: hc, CompressionMode: coder.CompressionContextTakeover})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.CloseNow() })
+	select {
+	case server = <-accepted:
+	case <-time.After(wsrWait):
+		t.Fatal("the server did not accept")
+	}
+	t.Cleanup(func() { server.CloseNow() })
+	return client, server, rl
 }
 
 // wsrRecListener records the bytes of the first connection it accepts.

@@ -168,7 +168,7 @@ func New(cfg Config) *Sniffer {
 	s := &Sniffer{cfg: cfg, obs: plugins.Observers(cfg.Observers), dec: newPacketDecoder(), conns: map[uint64]*conn{},
 		seed: maphash.MakeSeed(), waiting: map[sideRef]int{}, noHandshake: map[uint16]int64{}, hunting: map[*wsDir]struct{}{}, wsPorts: map[uint16]bool{}, log: cfg.Logger}
 	s.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: s.obs, MaxHookMessage: cfg.MaxHookMessage,
-		ControlBurst: cfg.ControlBurst}
+		ControlBurst: cfg.ControlBurst, Logger: cfg.Logger}
 	for _, p := range cfg.WSPorts {
 		s.wsPorts[p] = true
 	}

@@ -61,7 +61,9 @@ func (r *Reader) SetRules(rules Rules) { r.rules = rules }
 // current frame was not read. It returns io.EOF when the stream ends cleanly between
 // frames, io.ErrUnexpectedEOF when it ends inside a frame, and a *ProtocolError
 // (wrapped) when the header breaks the rules; the header is returned with that error
-// so callers can log it.
+// so callers can log it, and it stays the current frame: a caller that goes on (to
+// find the peer's close frame after sending its own, say) skips its payload with
+// the next NextFrame.
 func (r *Reader) NextFrame() (Header, error) {
 	if r.inFrame && r.remaining > 0 {
 		if err := r.skip(); err != nil {
@@ -82,10 +84,10 @@ func (r *Reader) NextFrame() (Header, error) {
 	h, _, _ := ParseHeader(r.buf[r.start : r.start+n])
 	r.rawLen = copy(r.raw[:], r.buf[r.start:r.start+n])
 	r.start += n
+	r.hdr, r.remaining, r.maskPos, r.inFrame = h, h.Length, 0, true
 	if err := r.rules.Check(h, n); err != nil {
 		return h, err
 	}
-	r.hdr, r.remaining, r.maskPos, r.inFrame = h, h.Length, 0, true
 	return h, nil
 }
 

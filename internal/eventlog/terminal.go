@@ -22,8 +22,9 @@ const previewLen = 96
 // Arrows: → client to server, ← server to client. Flags after the length: M
 // modified, D dropped, I injected, Z compressed on the wire, + decoded by a codec
 // (the preview then shows the decoded form), ! a codec could not decode it (the
-// hooks after it skipped it); in sniff mode, m would be modified and d would be
-// dropped by the hooks (a dry run). Text from the traffic (payloads, URLs,
+// hooks after it skipped it), L larger than the hook limit (the hooks did not see
+// it); in sniff mode, m would be modified and d would be dropped by the hooks (a
+// dry run). Text from the traffic (payloads, URLs,
 // subprotocols, close reasons) is shown with control characters replaced, so it
 // cannot drive the terminal.
 //
@@ -80,7 +81,8 @@ func (t *Terminal) Message(r *plugins.Record) {
 			on bool
 			c  byte
 		}{{r.Modified, 'M'}, {r.Dropped, 'D'}, {r.Injected, 'I'}, {r.Compressed, 'Z'}, {r.Decoded != nil, '+'},
-			{r.DecodeError != "", '!'}, {r.WouldModify, 'm'}, {r.WouldDrop, 'd'}} {
+			{r.DecodeError != "", '!'}, {r.WouldModify, 'm'}, {r.WouldDrop, 'd'},
+			{!r.Hooked && r.Opcode.IsData() && !r.Injected, 'L'}} {
 			if f.on {
 				b = append(b, f.c)
 			}
