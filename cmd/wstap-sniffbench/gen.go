@@ -16,6 +16,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/wstap/wstap/internal/lossycap"
 	"github.com/wstap/wstap/wsframe"
 )
 
@@ -93,16 +94,8 @@ type genStats struct {
 	expected *msgDigest
 }
 
-// tcpEnd is one direction of a generated connection.
-type tcpEnd struct {
-	mac  [6]byte
-	ip   [4]byte
-	port uint16
-	seq  uint32 // next sequence number
-}
-
 type genConn struct {
-	ends [2]tcpEnd // client, server
+	ends [2]lossycap.Endpoint // client, server
 	ws   [2]*wsframe.Writer
 	buf  [2]*bytes.Buffer
 }
@@ -152,7 +145,7 @@ func generate(path string, o genOpts) (*genStats, error) {
 			return
 		}
 		from, to := &c.ends[dir], &c.ends[1-dir]
-		pkt = appendPacket(pkt[:0], from, to, flags, payload)
+		pkt = lossycap.AppendPacket(pkt[:0], from, to, flags, payload)
 		ts = ts.Add(10 * time.Microsecond)
 		ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
 		if werr = pw.WritePacket(ci, pkt); werr != nil {
@@ -160,16 +153,16 @@ func generate(path string, o genOpts) (*genStats, error) {
 		}
 		st.packets++
 		n := uint32(len(payload))
-		if flags&(flagSYN|flagFIN) != 0 {
+		if flags&(lossycap.FlagSYN|lossycap.FlagFIN) != 0 {
 			n++
 		}
-		from.seq += n
+		from.Seq += n
 	}
 	// send writes the bytes in segments of at most mss.
 	send := func(c *genConn, dir int, b []byte) {
 		for len(b) > 0 {
 			n := min(len(b), mss)
-			write(c, dir, flagACK|flagPSH, b[:n])
+			write(c, dir, lossycap.FlagACK|lossycap.FlagPSH, b[:n])
 			b = b[n:]
 		}
 	}
@@ -177,16 +170,16 @@ func generate(path string, o genOpts) (*genStats, error) {
 	conns := make([]*genConn, o.conns)
 	for i := range conns {
 		c := &genConn{}
-		c.ends[0] = tcpEnd{mac: [6]byte{2, 0, 0, 0, 0, 1}, ip: [4]byte{10, 0, 0, byte(1 + i)}, port: uint16(50000 + i), seq: rng.Uint32()}
-		c.ends[1] = tcpEnd{mac: [6]byte{2, 0, 0, 0, 0, 2}, ip: [4]byte{10, 0, 1, 1}, port: serverPort, seq: rng.Uint32()}
+		c.ends[0] = lossycap.Endpoint{MAC: [6]byte{2, 0, 0, 0, 0, 1}, IP: [4]byte{10, 0, 0, byte(1 + i)}, Port: uint16(50000 + i), Seq: rng.Uint32()}
+		c.ends[1] = lossycap.Endpoint{MAC: [6]byte{2, 0, 0, 0, 0, 2}, IP: [4]byte{10, 0, 1, 1}, Port: serverPort, Seq: rng.Uint32()}
 		for d, side := range []wsframe.Side{wsframe.Client, wsframe.Server} {
 			c.buf[d] = &bytes.Buffer{}
 			c.ws[d] = wsframe.NewWriter(c.buf[d], side, 0)
 		}
 		conns[i] = c
-		write(c, 0, flagSYN, nil)
-		write(c, 1, flagSYN|flagACK, nil)
-		write(c, 0, flagACK, nil)
+		write(c, 0, lossycap.FlagSYN, nil)
+		write(c, 1, lossycap.FlagSYN|lossycap.FlagACK, nil)
+		write(c, 0, lossycap.FlagACK, nil)
 		send(c, 0, fmt.Appendf(nil, "GET /feed/%d HTTP/1.1\r\nHost: bench.test:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", i, serverPort))
 		send(c, 1, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
@@ -220,9 +213,9 @@ func generate(path string, o genOpts) (*genStats, error) {
 		}
 	}
 	for _, c := range conns {
-		write(c, 0, flagFIN|flagACK, nil)
-		write(c, 1, flagFIN|flagACK, nil)
-		write(c, 0, flagACK, nil)
+		write(c, 0, lossycap.FlagFIN|lossycap.FlagACK, nil)
+		write(c, 1, lossycap.FlagFIN|lossycap.FlagACK, nil)
+		write(c, 0, lossycap.FlagACK, nil)
 	}
 	if werr != nil {
 		return nil, werr
@@ -240,67 +233,4 @@ func generate(path string, o genOpts) (*genStats, error) {
 	st.size = fi.Size()
 	st.took = time.Since(start)
 	return st, nil
-}
-
-const (
-	flagFIN = 0x01
-	flagSYN = 0x02
-	flagPSH = 0x08
-	flagACK = 0x10
-)
-
-// appendPacket appends an Ethernet/IPv4/TCP packet from one end to the other,
-// with correct IP and TCP checksums.
-func appendPacket(b []byte, from, to *tcpEnd, flags uint8, payload []byte) []byte {
-	b = append(b, to.mac[:]...)
-	b = append(b, from.mac[:]...)
-	b = binary.BigEndian.AppendUint16(b, 0x0800)
-	ip := len(b)
-	b = append(b, 0x45, 0)
-	b = binary.BigEndian.AppendUint16(b, uint16(20+20+len(payload)))
-	b = append(b, 0, 0, 0x40, 0, 64, 6, 0, 0) // id 0, DF, TTL 64, TCP, checksum
-	b = append(b, from.ip[:]...)
-	b = append(b, to.ip[:]...)
-	binary.BigEndian.PutUint16(b[ip+10:], ^fold(sum16(0, b[ip:ip+20])))
-	tcp := len(b)
-	b = binary.BigEndian.AppendUint16(b, from.port)
-	b = binary.BigEndian.AppendUint16(b, to.port)
-	b = binary.BigEndian.AppendUint32(b, from.seq)
-	ack := uint32(0)
-	if flags&flagACK != 0 {
-		ack = to.seq
-	}
-	b = binary.BigEndian.AppendUint32(b, ack)
-	b = append(b, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0) // offset, flags, window, checksum, urgent
-	b = append(b, payload...)
-	// Pseudo-header: addresses, protocol, TCP length.
-	s := sum16(0, b[ip+12:ip+20])
-	s += 6 + uint64(len(b)-tcp)
-	s = sum16(s, b[tcp:])
-	binary.BigEndian.PutUint16(b[tcp+16:], ^fold(s))
-	return b
-}
-
-// sum16 adds the big-endian 16-bit words of b to s (an odd last byte padded).
-func sum16(s uint64, b []byte) uint64 {
-	for len(b) >= 8 {
-		v := binary.BigEndian.Uint64(b)
-		s += v>>48 + v>>32&0xffff + v>>16&0xffff + v&0xffff
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		s += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s += uint64(b[0]) << 8
-	}
-	return s
-}
-
-func fold(s uint64) uint16 {
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return uint16(s)
 }

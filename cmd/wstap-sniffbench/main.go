@@ -53,6 +53,10 @@ type options struct {
 	fraction                float64
 	seed                    uint64
 	pprofDir                string
+
+	lossy                   bool
+	lossyMixes, lossyK      string
+	lossySeeds, lossyMixedN int
 }
 
 func run() int {
@@ -67,12 +71,51 @@ func run() int {
 	flag.Float64Var(&o.fraction, "tshark-fraction", 1, "run tshark (and a second wstap run, for the comparison) on a prefix of this `FRACTION` of the capture")
 	flag.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	flag.StringVar(&o.pprofDir, "pprof", "", "also run the sniffer in this process under pprof and write cpu.pprof and heap.pprof (allocations) to `DIR`")
+	flag.BoolVar(&o.lossy, "lossy", false, "instead: count the messages recovered, missing, uncertain and corrupted in captures that lost every K-th segment (-messages defaults to 80000)")
+	flag.StringVar(&o.lossyMixes, "mix", "issue,anywhere,mixed", "-lossy: the captures, among issue (JSON text, one message per send), anywhere (the same, segments cut anywhere) and mixed")
+	flag.StringVar(&o.lossyK, "k", "10,20,40,100", "-lossy: the `K` values, separated by commas")
+	flag.IntVar(&o.lossySeeds, "seeds", 5, "-lossy: captures a mix and K, with seeds from -seed on")
+	flag.IntVar(&o.lossyMixedN, "mixed-messages", 4000, "-lossy: messages in a mixed capture (up to 64 KiB each)")
 	flag.Parse()
+	if o.lossy {
+		return runLossy(o)
+	}
 	if o.messages < 1 || o.conns < 1 || o.fraction <= 0 || o.fraction > 1 {
 		fmt.Fprintln(os.Stderr, "wstap-sniffbench: -messages and -conns must be positive, -tshark-fraction in (0, 1]")
 		return 2
 	}
 	if err := bench(o); err != nil {
+		fmt.Fprintln(os.Stderr, "wstap-sniffbench:", err)
+		return 1
+	}
+	return 0
+}
+
+// runLossy runs the -lossy count.
+func runLossy(o options) int {
+	lo := lossyOptions{seed: o.seed, seeds: o.lossySeeds, messages: 80_000, mixedMessages: o.lossyMixedN, dir: o.dir}
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "messages" {
+			lo.messages = o.messages
+		}
+	})
+	var err error
+	if lo.ks, err = parseInts(o.lossyK); err != nil {
+		fmt.Fprintln(os.Stderr, "wstap-sniffbench: -k", err)
+		return 2
+	}
+	for _, m := range strings.Split(o.lossyMixes, ",") {
+		if lossyMixes[m] == nil {
+			fmt.Fprintf(os.Stderr, "wstap-sniffbench: -mix %q: want issue, anywhere or mixed\n", m)
+			return 2
+		}
+		lo.mixes = append(lo.mixes, m)
+	}
+	if lo.seeds < 1 || lo.messages < 1 || lo.mixedMessages < 1 {
+		fmt.Fprintln(os.Stderr, "wstap-sniffbench: -seeds, -messages and -mixed-messages must be positive")
+		return 2
+	}
+	if err := lossy(lo); err != nil {
 		fmt.Fprintln(os.Stderr, "wstap-sniffbench:", err)
 		return 1
 	}
