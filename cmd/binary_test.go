@@ -244,10 +244,22 @@ func TestBinaryEndToEnd(t *testing.T) {
 			ctrl("s2c", "close", websocket.FormatCloseMessage(4001, "")),
 		})
 		checkClose(t, evs, id, 4001, "bye", "client")
+		refused := 0
 		for _, e := range evs {
-			if e.str("conn") != id {
-				t.Errorf("event of another connection (the refused wss:// one?): %v", e)
+			switch {
+			case e.str("event") == "refused" && strings.HasSuffix(e.str("url"), "/untrusted"):
+				// The upgrade to the server whose certificate does not verify: the
+				// client got wstap's 502, and the log says so.
+				if resp, _ := e["response"].(map[string]any); resp == nil || fmt.Sprint(resp["status"]) != "502" {
+					t.Errorf("refused event %v: want the 502 the client got", e)
+				}
+				refused++
+			case e.str("conn") != id:
+				t.Errorf("event of another connection: %v", e)
 			}
+		}
+		if refused != 1 {
+			t.Errorf("%d refused events for the upgrade to the untrusted server, want 1", refused)
 		}
 		if entries, err := os.ReadDir(home); err != nil || len(entries) != 0 {
 			t.Errorf("HOME got %d entries (%v); the CA belongs in $%s", len(entries), err, caEnv)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"syscall"
 
@@ -132,11 +131,12 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "-":
 		jsonl = eventlog.NewJSONL(stdout, eventlog.Live)
 	default:
-		f, err := os.Create(c.Log)
+		f, last, err := eventlog.OpenFile(c.Log) // appends; ids continue after the file's
 		if err != nil {
 			return fail("--log: %v", err)
 		}
 		defer f.Close()
+		pcfg.LastConnID = last
 		jsonl = eventlog.NewJSONL(f, eventlog.Live)
 	}
 	if jsonl != nil {

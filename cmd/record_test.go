@@ -2,6 +2,7 @@ package cmd_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -282,5 +283,130 @@ func TestHookLimitVisible(t *testing.T) {
 	}
 	if n := regexp.MustCompile(`→ text +4096 L `).FindAllStringIndex(stderr, -1); len(n) != 3 {
 		t.Errorf("%d terminal lines flag the large messages with L, want 3:\n%s", len(n), stderr)
+	}
+}
+
+// TestRefusedUpgradeLogged: an upgrade the server refuses (403, a redirect) or that
+// cannot reach the server is logged (issue #23: it was invisible), with the request
+// and the answer the client got, and shown on one terminal line.
+func TestRefusedUpgradeLogged(t *testing.T) {
+	noLeaks(t)
+	tmp := t.TempDir()
+	t.Setenv(caEnv, filepath.Join(tmp, "ca"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+			return
+		}
+		http.Error(w, "no sockets for you", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := closed.Addr().String()
+	closed.Close()
+	logPath := filepath.Join(tmp, "events.jsonl")
+	r := startRun(t, "--listen", "127.0.0.1:0", "--log", logPath)
+	d := websocket.Dialer{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: r.addr})}
+	want := map[string]int{"/forbidden": 403, "/moved": 302}
+	for path, status := range want {
+		_, resp, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+path, http.Header{"Cookie": {"sid=7"}})
+		if err == nil || resp == nil || resp.StatusCode != status {
+			t.Fatalf("%s: %v, %v; want the server's %d", path, resp, err, status)
+		}
+	}
+	if _, resp, err := d.Dial("ws://"+deadAddr+"/gone", nil); err == nil || resp == nil || resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("unreachable server: %v, %v; want 502", resp, err)
+	}
+	want["/gone"] = http.StatusBadGateway
+	var got []*eventlog.Event
+	if !wstest.Poll(5*time.Second, func() bool {
+		got = got[:0]
+		f, err := os.Open(logPath)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		eventlog.Read(f, func(e *eventlog.Event) error {
+			if e.Event == "refused" {
+				got = append(got, e)
+			}
+			return nil
+		})
+		return len(got) == 3
+	}) {
+		t.Fatalf("%d refused events, want 3", len(got))
+	}
+	r.stop(t)
+	for _, e := range got {
+		u, _ := url.Parse(e.URL)
+		if e.Response == nil || e.Response.Status != want[u.Path] || e.Request == nil || e.Request.Method != "GET" ||
+			e.Conn == "" || e.Mode != "proxy" {
+			t.Errorf("refused event %+v", e)
+			continue
+		}
+		if u.Path != "/gone" && e.Request.Headers.Get("Cookie") != "sid=7" {
+			t.Errorf("%s: the request's headers are not in the event: %v", u.Path, e.Request.Headers)
+		}
+	}
+	out := r.stdout.String() + r.stderr.String()
+	if n := strings.Count(out, " refused ws://"); n != 3 || !strings.Contains(out, ": 403 Forbidden") {
+		t.Errorf("%d terminal lines for refused upgrades, want 3:\n%s", n, out)
+	}
+}
+
+// TestLogAppends: a second run with the same --log adds to the file instead of
+// emptying it, and its connection ids continue after the first run's, so an id
+// names one connection in the whole file; for the proxy and for sniff alike.
+func TestLogAppends(t *testing.T) {
+	noLeaks(t)
+	tmp := t.TempDir()
+	t.Setenv(caEnv, filepath.Join(tmp, "ca"))
+	srv := newEchoServer(t, false, false, "")
+	logPath := filepath.Join(tmp, "events.jsonl")
+	// A log that ends in the middle of a line, as after a crash.
+	if err := os.WriteFile(logPath, []byte(`{"event":"open","time":"2026-01-01T00:00:00.000000Z","conn":"c7","url":"ws://x/"}`+"\n"+`{"event":"mess`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 {
+		r := startRun(t, "--listen", "127.0.0.1:0", "--quiet", "--log", logPath)
+		c, _ := dialVia(t, r.addr, srv.wsURL(fmt.Sprintf("/run%d", run)), websocket.Dialer{})
+		send(t, c, websocket.TextMessage, []byte("hi"), []byte("hi"))
+		closeWith(t, c, websocket.CloseNormalClosure, "")
+		if !wstest.Poll(5*time.Second, func() bool {
+			data, _ := os.ReadFile(logPath) // not parsed: the cut line is not an event
+			return bytes.Count(data, []byte(`"event":"close"`)) == run+1
+		}) {
+			t.Fatalf("run %d: no close event", run)
+		}
+		r.stop(t)
+	}
+	if code, _, stderr := runCmd(t, "sniff", "-r", "../sniff/testdata/ws-plain.pcap", "--quiet", "--log", logPath); code != 0 {
+		t.Fatalf("sniff: exit %d: %s", code, stderr)
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(data, []byte(`{"event":"open","time":"2026-01-01T00:00:00.000000Z","conn":"c7"`)) ||
+		!bytes.Contains(data, []byte("{\"event\":\"mess\n")) {
+		t.Fatalf("the first run's lines are gone, or the cut line was joined to the next:\n%.300s", data)
+	}
+	opens := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n")[2:] {
+		e, err := eventlog.ParseEvent([]byte(line))
+		if err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if e.Event == "open" {
+			if prev, dup := opens[e.Conn]; dup {
+				t.Errorf("conn %s opened twice: %s and %s", e.Conn, prev, e.URL)
+			}
+			opens[e.Conn] = e.URL
+		}
+	}
+	for _, id := range []string{"c8", "c9", "c10"} {
+		if opens[id] == "" {
+			t.Errorf("no connection %s: the ids did not continue after the file's (have %v)", id, opens)
+		}
 	}
 }

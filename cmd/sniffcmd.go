@@ -188,11 +188,12 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "-":
 		jsonl = eventlog.NewJSONL(stdout, eventlog.Block)
 	default:
-		f, err := os.Create(logPath)
+		f, last, err := eventlog.OpenFile(logPath) // appends; ids continue after the file's
 		if err != nil {
 			return fail("--log: %v", err)
 		}
 		defer f.Close()
+		cfg.LastConnID = last
 		jsonl = eventlog.NewJSONL(f, eventlog.Block)
 	}
 	if jsonl != nil {

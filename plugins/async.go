@@ -38,6 +38,7 @@ const (
 	asyncUndecodable
 	asyncError
 	asyncControls
+	asyncRefused
 )
 
 // asyncEvent is one queued call.
@@ -153,11 +154,16 @@ func (a *Async) deliver(e *asyncEvent) {
 		a.o.StreamError(e.conn, e.dir, e.t, e.err)
 	case asyncControls:
 		a.o.Controls(e.conn, e.dir, e.ctl)
+	case asyncRefused:
+		a.o.Refused(e.conn, e.t)
 	}
 }
 
 // Opened queues the event.
 func (a *Async) Opened(c *Conn, t time.Time) { a.push(asyncEvent{kind: asyncOpened, conn: c, t: t}) }
+
+// Refused queues the event.
+func (a *Async) Refused(c *Conn, t time.Time) { a.push(asyncEvent{kind: asyncRefused, conn: c, t: t}) }
 
 // Message queues a copy of r, or drops it when the queue is full.
 func (a *Async) Message(r *Record) {

@@ -21,6 +21,11 @@ import (
 type Observer interface {
 	// Opened reports a new WebSocket connection, before its first message.
 	Opened(c *Conn, t time.Time)
+	// Refused reports an upgrade that did not become a WebSocket: the server (or
+	// wstap: a hook refused it, the server could not be reached) answered with
+	// something other than 101. c holds the request and that answer (Status,
+	// Reason, Response); it gets an id but no messages or close.
+	Refused(c *Conn, t time.Time)
 	// Message reports a message (data or control) after the chain's verdict.
 	Message(r *Record)
 	// Closed reports the end of a connection, once.
@@ -123,6 +128,13 @@ func (os Observers) Opened(c *Conn, t time.Time) {
 	}
 }
 
+// Refused calls Refused on each observer.
+func (os Observers) Refused(c *Conn, t time.Time) {
+	for _, o := range os {
+		o.Refused(c, t)
+	}
+}
+
 // Message calls Message on each observer.
 func (os Observers) Message(r *Record) {
 	for _, o := range os {
@@ -182,6 +194,9 @@ type NopObserver struct{}
 
 // Opened does nothing.
 func (NopObserver) Opened(*Conn, time.Time) {}
+
+// Refused does nothing.
+func (NopObserver) Refused(*Conn, time.Time) {}
 
 // Message does nothing.
 func (NopObserver) Message(*Record) {}

@@ -73,6 +73,12 @@ func (p *Pipeline) Open(ctx context.Context, c *Conn, t time.Time) {
 	p.Chain.Opened(ctx, c)
 }
 
+// Refused reports an upgrade that did not become a WebSocket (see
+// [Observer].Refused).
+func (p *Pipeline) Refused(c *Conn, t time.Time) {
+	p.observer().Refused(c, t)
+}
+
 // Close reports the end of a connection to the chain's CloseHooks, then to the
 // observers, after the counted pings and pongs of streams (the connection's
 // streams; call it when they are done).

@@ -98,6 +98,11 @@ type Config struct {
 	// MaxMessage is the largest message relayed; a larger one closes the
 	// connection with 1009 (DefaultMaxMessage when 0).
 	MaxMessage int64
+	// LastConnID, when not 0, makes connection ids continue after "c<LastConnID>"
+	// (an event log being appended to holds the ones before: see
+	// eventlog.OpenFile).
+	LastConnID uint64
+
 	// ControlBurst, when positive, is how many pings and pongs a second each
 	// direction reports to the observer one by one; the rest are counted (see
 	// plugins.Pipeline.ControlBurst). 0 reports every one.
@@ -175,6 +180,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.maxHookMessage = DefaultMaxHookMessage
 	}
 	p.maxHookMessage = min(p.maxHookMessage, p.maxMessage)
+	p.ids.After(cfg.LastConnID)
 	p.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: cfg.Observer, MaxHookMessage: p.maxHookMessage,
 		ControlBurst: cfg.ControlBurst, Logger: p.log}
 	p.readHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
@@ -446,6 +452,7 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	// "Connection: upgrade": a lenient server may switch anyway, and then the
 	// relay must be there (see onSwitch).
 	info := &upgradeInfo{url: handshake.URL(r, false)}
+	ctx.UserData = info // onResponse reports the upgrade refused if it is
 	if err := p.chain.Handshake(r.Context(), &plugins.Handshake{URL: info.url, Request: r.Header}); err != nil {
 		p.log.Warn("handshake refused by a hook", "url", info.url.String(), "err", err)
 		return r, goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusForbidden, "refused by wstap hook: "+err.Error()+"\n")
@@ -513,17 +520,36 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 	if resp == nil {
 		return resp
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return p.onSwitch(resp, ctx)
-	}
-	if resp.ContentLength < 0 {
+	out := resp
+	switch {
+	case resp.StatusCode == http.StatusSwitchingProtocols:
+		out = p.onSwitch(resp, ctx)
+	case resp.ContentLength < 0:
 		// Go's client moves Transfer-Encoding out of resp.Header, so goproxy's plain
 		// HTTP path does not see that the body streams and buffers it (it flushes
 		// only for event streams and chunked responses). The header makes it flush
 		// each piece; net/http does the chunking.
 		resp.Header.Set("Transfer-Encoding", "chunked")
 	}
-	return resp
+	if info, ok := ctx.UserData.(*upgradeInfo); ok && info.url != nil && out.StatusCode != http.StatusSwitchingProtocols {
+		p.refused(ctx.Req, out, info)
+	}
+	return out
+}
+
+// refused reports a WebSocket upgrade that got an answer other than 101, from the
+// server or from wstap (a hook refused it, the server could not be reached or
+// answered wrongly): the tester sees the app try, and what it was told.
+func (p *Proxy) refused(req *http.Request, resp *http.Response, info *upgradeInfo) {
+	conn := handshake.NewConn(plugins.Proxy, p.ids.Next(), info.url, req, resp)
+	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
+		conn.Client = net.TCPAddrFromAddrPort(ap)
+	}
+	if c := info.server.Load(); c != nil {
+		conn.Server = (*c).RemoteAddr()
+	}
+	p.log.Debug("WebSocket upgrade refused", "conn", conn.ID, "url", info.url.String(), "status", resp.StatusCode)
+	p.pipeline.Refused(conn, time.Now())
 }
 
 // onSwitch decides what becomes of a 101 Switching Protocols, which goproxy

@@ -361,6 +361,7 @@ func (c *conn) response(block []byte, t time.Time) bool {
 	}
 	f.sides[1-c.client].body.set(responseBody(method, resp))
 	if upgrade {
+		c.refused(front.req, resp, t)
 		// Refused: what the client sent after its request is HTTP again.
 		cl := &f.sides[c.client]
 		held := cl.held
@@ -513,6 +514,17 @@ func (c *conn) open(pc *plugins.Conn, t time.Time) {
 	}
 	s.stats.Connections++
 	s.pipeline.Open(s.ctxOrBackground(), pc, t)
+}
+
+// refused reports an upgrade request that the server answered with something
+// other than 101.
+func (c *conn) refused(req *http.Request, resp *http.Response, t time.Time) {
+	s := c.s
+	pc := handshake.NewConn(plugins.Sniff, s.ids.Next(), handshake.URL(req, false), req, resp)
+	pc.Client = net.TCPAddrFromAddrPort(c.addr(int(c.client)))
+	pc.Server = net.TCPAddrFromAddrPort(c.addr(1 - int(c.client)))
+	s.stats.Refused++
+	s.pipeline.Refused(pc, t)
 }
 
 // noteFrames looks at a payload of side i of a connection that is not followed:

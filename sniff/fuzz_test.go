@@ -42,6 +42,7 @@ func (k *checker) Closed(c *plugins.Conn, _ plugins.CloseEvent) {
 	delete(k.conns, c.ID)
 }
 
+func (k *checker) Refused(*plugins.Conn, time.Time)                                  {}
 func (k *checker) Gap(*plugins.Conn, plugins.Direction, time.Time, int64, bool)      {}
 func (k *checker) Resync(*plugins.Conn, plugins.Direction, time.Time, int64)         {}
 func (k *checker) Undecodable(*plugins.Record, string)                               {}

@@ -62,6 +62,10 @@ func (r *recorder) Opened(c *plugins.Conn, t time.Time) {
 	r.events = append(r.events, event{kind: "open", conn: c.ID, pc: c, time: t})
 }
 
+func (r *recorder) Refused(c *plugins.Conn, t time.Time) {
+	r.events = append(r.events, event{kind: "refused", conn: c.ID, pc: c, code: wsframe.CloseCode(c.Status), time: t})
+}
+
 func (r *recorder) Message(rec *plugins.Record) {
 	r.events = append(r.events, event{kind: "message", conn: rec.Conn.ID, dir: rec.Dir, seq: rec.Seq, op: rec.Opcode,
 		payload: append([]byte{}, rec.Payload...), len: rec.Len, frames: rec.Frames, compressed: rec.Compressed,

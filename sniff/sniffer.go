@@ -57,6 +57,10 @@ type Config struct {
 	// DefaultMaxHookMessage.
 	MaxHookMessage int64
 
+	// LastConnID, when not 0, makes connection ids continue after "c<LastConnID>"
+	// (an event log being appended to holds the ones before).
+	LastConnID uint64
+
 	// ControlBurst, when positive, is how many pings and pongs a second (of
 	// capture time) each direction reports one by one; the rest are counted (see
 	// plugins.Pipeline.ControlBurst). 0 reports every one.
@@ -99,6 +103,7 @@ type Stats struct {
 	Resyncs                       int64 // times the decoder skipped bytes to find a frame header again
 	Undecodable                   int64 // messages seen but not shown (compressed and not inflatable)
 	Errors                        int64 // protocol errors and messages above the size limit
+	Refused                       int64 // upgrade requests answered with something other than 101
 
 	// NoHandshake counts TCP connections that were not followed (neither an
 	// upgrade in the capture nor Config.WSPorts made them WebSocket) but whose
@@ -167,6 +172,7 @@ func New(cfg Config) *Sniffer {
 	}
 	s := &Sniffer{cfg: cfg, obs: plugins.Observers(cfg.Observers), dec: newPacketDecoder(), conns: map[uint64]*conn{},
 		seed: maphash.MakeSeed(), waiting: map[sideRef]int{}, noHandshake: map[uint16]int64{}, hunting: map[*wsDir]struct{}{}, wsPorts: map[uint16]bool{}, log: cfg.Logger}
+	s.ids.After(cfg.LastConnID)
 	s.pipeline = &plugins.Pipeline{Chain: cfg.Chain, Observer: s.obs, MaxHookMessage: cfg.MaxHookMessage,
 		ControlBurst: cfg.ControlBurst, Logger: cfg.Logger}
 	for _, p := range cfg.WSPorts {

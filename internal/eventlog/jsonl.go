@@ -68,9 +68,16 @@ func (j *JSONL) lostLine(b []byte, lines int64) []byte {
 //
 //	"request":{"method":"GET","target":"/chat","proto":"HTTP/1.1","headers":{"Host":["x"],…}},
 //	"response":{"status":101,"reason":"Switching Protocols","proto":"HTTP/1.1","headers":{…}}
-func (j *JSONL) Opened(c *plugins.Conn, t time.Time) {
+func (j *JSONL) Opened(c *plugins.Conn, t time.Time) { j.connection("open", c, t) }
+
+// Refused writes a "refused" event: the fields of "open", the response with its
+// status (not 101), and no messages follow.
+func (j *JSONL) Refused(c *plugins.Conn, t time.Time) { j.connection("refused", c, t) }
+
+// connection writes an "open" or "refused" event.
+func (j *JSONL) connection(event string, c *plugins.Conn, t time.Time) {
 	j.line(func(b []byte) []byte {
-		b = j.head(b, "open", t, c)
+		b = j.head(b, event, t, c)
 		b = appendField(b, "url", urlString(c))
 		b = appendField(b, "client", addrString(c.Client))
 		b = appendField(b, "server", addrString(c.Server))

@@ -203,12 +203,12 @@ func (b *Bytes) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// HTTPRequest rebuilds the upgrade request of an "open" event, as the server
+// HTTPRequest rebuilds the upgrade request of an "open" (or "refused") event, as the server
 // received it, ready to send again (a repeater's starting point): the URL is the
 // event's ws:// or wss:// URL, the header every header it logged, Host apart as
 // net/http wants it. It returns an error for an event without a logged request.
 func (e *Event) HTTPRequest() (*http.Request, error) {
-	if e.Event != "open" || e.Request == nil {
+	if (e.Event != "open" && e.Event != "refused") || e.Request == nil {
 		return nil, fmt.Errorf("eventlog: conn %s: the log holds no upgrade request", e.Conn)
 	}
 	u, err := url.Parse(e.URL)

@@ -72,6 +72,23 @@ func (t *Terminal) Opened(c *plugins.Conn, ts time.Time) {
 	})
 }
 
+// Refused prints the URL and the server's answer to an upgrade that did not
+// become a WebSocket.
+func (t *Terminal) Refused(c *plugins.Conn, ts time.Time) {
+	t.line(func(b []byte) []byte {
+		b = start(b, ts, c.ID)
+		b = append(b, "refused "...)
+		b = appendSafe(b, urlString(c))
+		b = append(b, ": "...)
+		b = strconv.AppendInt(b, int64(c.Status), 10)
+		if c.Reason != "" {
+			b = append(b, ' ')
+			b = appendSafe(b, c.Reason)
+		}
+		return b
+	})
+}
+
 // Message prints direction, opcode, length, flags and a preview.
 func (t *Terminal) Message(r *plugins.Record) {
 	t.event(r.Conn, r.Dir, r.Time, func(b []byte) []byte {

@@ -106,6 +106,10 @@ type IDs struct {
 	n atomic.Uint64
 }
 
+// After makes the ids continue after "c<last>": an event log being appended to
+// already holds the ones up to it.
+func (ids *IDs) After(last uint64) { ids.n.Store(last) }
+
 // Next returns a new id.
 func (ids *IDs) Next() string {
 	return "c" + strconv.FormatUint(ids.n.Add(1), 10)

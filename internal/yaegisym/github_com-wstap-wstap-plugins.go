@@ -16,6 +16,7 @@ func init() {
 	Symbols["github.com/wstap/wstap/plugins/plugins"] = map[string]reflect.Value{
 		// function, constant and variable definitions
 		"ClientToServer":        reflect.ValueOf(plugins.ClientToServer),
+		"DefaultControlBurst":   reflect.ValueOf(constant.MakeFromLiteral("5", token.INT, 0)),
 		"DefaultMaxHookMessage": reflect.ValueOf(constant.MakeFromLiteral("16777216", token.INT, 0)),
 		"Drop":                  reflect.ValueOf(plugins.Drop),
 		"ErrReadOnly":           reflect.ValueOf(&plugins.ErrReadOnly).Elem(),
@@ -44,42 +45,43 @@ func init() {
 		"Sniff":                 reflect.ValueOf(plugins.Sniff),
 
 		// type definitions
-		"Action":        reflect.ValueOf((*plugins.Action)(nil)),
-		"Async":         reflect.ValueOf((*plugins.Async)(nil)),
-		"Chain":         reflect.ValueOf((*plugins.Chain)(nil)),
-		"CloseEvent":    reflect.ValueOf((*plugins.CloseEvent)(nil)),
-		"CloseHook":     reflect.ValueOf((*plugins.CloseHook)(nil)),
-		"Codec":         reflect.ValueOf((*plugins.Codec)(nil)),
-		"Conn":          reflect.ValueOf((*plugins.Conn)(nil)),
-		"Controller":    reflect.ValueOf((*plugins.Controller)(nil)),
-		"Direction":     reflect.ValueOf((*plugins.Direction)(nil)),
-		"Element":       reflect.ValueOf((*plugins.Element)(nil)),
-		"Error":         reflect.ValueOf((*plugins.Error)(nil)),
-		"ErrorPolicy":   reflect.ValueOf((*plugins.ErrorPolicy)(nil)),
-		"Factory":       reflect.ValueOf((*plugins.Factory)(nil)),
-		"Handshake":     reflect.ValueOf((*plugins.Handshake)(nil)),
-		"HandshakeHook": reflect.ValueOf((*plugins.HandshakeHook)(nil)),
-		"Hook":          reflect.ValueOf((*plugins.Hook)(nil)),
-		"HookFunc":      reflect.ValueOf((*plugins.HookFunc)(nil)),
-		"Injection":     reflect.ValueOf((*plugins.Injection)(nil)),
-		"Message":       reflect.ValueOf((*plugins.Message)(nil)),
-		"Mode":          reflect.ValueOf((*plugins.Mode)(nil)),
-		"NopObserver":   reflect.ValueOf((*plugins.NopObserver)(nil)),
-		"Observer":      reflect.ValueOf((*plugins.Observer)(nil)),
-		"Observers":     reflect.ValueOf((*plugins.Observers)(nil)),
-		"OpenHook":      reflect.ValueOf((*plugins.OpenHook)(nil)),
-		"OptionDoc":     reflect.ValueOf((*plugins.OptionDoc)(nil)),
-		"Options":       reflect.ValueOf((*plugins.Options)(nil)),
-		"PanicError":    reflect.ValueOf((*plugins.PanicError)(nil)),
-		"Pipeline":      reflect.ValueOf((*plugins.Pipeline)(nil)),
-		"Record":        reflect.ValueOf((*plugins.Record)(nil)),
-		"Registration":  reflect.ValueOf((*plugins.Registration)(nil)),
-		"Result":        reflect.ValueOf((*plugins.Result)(nil)),
-		"Scope":         reflect.ValueOf((*plugins.Scope)(nil)),
-		"Spec":          reflect.ValueOf((*plugins.Spec)(nil)),
-		"SpecKind":      reflect.ValueOf((*plugins.SpecKind)(nil)),
-		"Stream":        reflect.ValueOf((*plugins.Stream)(nil)),
-		"Verdict":       reflect.ValueOf((*plugins.Verdict)(nil)),
+		"Action":         reflect.ValueOf((*plugins.Action)(nil)),
+		"Async":          reflect.ValueOf((*plugins.Async)(nil)),
+		"Chain":          reflect.ValueOf((*plugins.Chain)(nil)),
+		"CloseEvent":     reflect.ValueOf((*plugins.CloseEvent)(nil)),
+		"CloseHook":      reflect.ValueOf((*plugins.CloseHook)(nil)),
+		"Codec":          reflect.ValueOf((*plugins.Codec)(nil)),
+		"Conn":           reflect.ValueOf((*plugins.Conn)(nil)),
+		"ControlSummary": reflect.ValueOf((*plugins.ControlSummary)(nil)),
+		"Controller":     reflect.ValueOf((*plugins.Controller)(nil)),
+		"Direction":      reflect.ValueOf((*plugins.Direction)(nil)),
+		"Element":        reflect.ValueOf((*plugins.Element)(nil)),
+		"Error":          reflect.ValueOf((*plugins.Error)(nil)),
+		"ErrorPolicy":    reflect.ValueOf((*plugins.ErrorPolicy)(nil)),
+		"Factory":        reflect.ValueOf((*plugins.Factory)(nil)),
+		"Handshake":      reflect.ValueOf((*plugins.Handshake)(nil)),
+		"HandshakeHook":  reflect.ValueOf((*plugins.HandshakeHook)(nil)),
+		"Hook":           reflect.ValueOf((*plugins.Hook)(nil)),
+		"HookFunc":       reflect.ValueOf((*plugins.HookFunc)(nil)),
+		"Injection":      reflect.ValueOf((*plugins.Injection)(nil)),
+		"Message":        reflect.ValueOf((*plugins.Message)(nil)),
+		"Mode":           reflect.ValueOf((*plugins.Mode)(nil)),
+		"NopObserver":    reflect.ValueOf((*plugins.NopObserver)(nil)),
+		"Observer":       reflect.ValueOf((*plugins.Observer)(nil)),
+		"Observers":      reflect.ValueOf((*plugins.Observers)(nil)),
+		"OpenHook":       reflect.ValueOf((*plugins.OpenHook)(nil)),
+		"OptionDoc":      reflect.ValueOf((*plugins.OptionDoc)(nil)),
+		"Options":        reflect.ValueOf((*plugins.Options)(nil)),
+		"PanicError":     reflect.ValueOf((*plugins.PanicError)(nil)),
+		"Pipeline":       reflect.ValueOf((*plugins.Pipeline)(nil)),
+		"Record":         reflect.ValueOf((*plugins.Record)(nil)),
+		"Registration":   reflect.ValueOf((*plugins.Registration)(nil)),
+		"Result":         reflect.ValueOf((*plugins.Result)(nil)),
+		"Scope":          reflect.ValueOf((*plugins.Scope)(nil)),
+		"Spec":           reflect.ValueOf((*plugins.Spec)(nil)),
+		"SpecKind":       reflect.ValueOf((*plugins.SpecKind)(nil)),
+		"Stream":         reflect.ValueOf((*plugins.Stream)(nil)),
+		"Verdict":        reflect.ValueOf((*plugins.Verdict)(nil)),
 
 		// interface wrapper definitions
 		"_CloseHook":     reflect.ValueOf((*_github_com_wstap_wstap_plugins_CloseHook)(nil)),
@@ -174,9 +176,11 @@ func (W _github_com_wstap_wstap_plugins_Hook) OnMessage(ctx context.Context, m *
 type _github_com_wstap_wstap_plugins_Observer struct {
 	IValue       interface{}
 	WClosed      func(c *plugins.Conn, ev plugins.CloseEvent)
+	WControls    func(c *plugins.Conn, dir plugins.Direction, s plugins.ControlSummary)
 	WGap         func(c *plugins.Conn, dir plugins.Direction, t time.Time, bytes int64, lost bool)
 	WMessage     func(r *plugins.Record)
 	WOpened      func(c *plugins.Conn, t time.Time)
+	WRefused     func(c *plugins.Conn, t time.Time)
 	WResync      func(c *plugins.Conn, dir plugins.Direction, t time.Time, skipped int64)
 	WStreamError func(c *plugins.Conn, dir plugins.Direction, t time.Time, err error)
 	WUndecodable func(r *plugins.Record, reason string)
@@ -184,6 +188,9 @@ type _github_com_wstap_wstap_plugins_Observer struct {
 
 func (W _github_com_wstap_wstap_plugins_Observer) Closed(c *plugins.Conn, ev plugins.CloseEvent) {
 	W.WClosed(c, ev)
+}
+func (W _github_com_wstap_wstap_plugins_Observer) Controls(c *plugins.Conn, dir plugins.Direction, s plugins.ControlSummary) {
+	W.WControls(c, dir, s)
 }
 func (W _github_com_wstap_wstap_plugins_Observer) Gap(c *plugins.Conn, dir plugins.Direction, t time.Time, bytes int64, lost bool) {
 	W.WGap(c, dir, t, bytes, lost)
@@ -193,6 +200,9 @@ func (W _github_com_wstap_wstap_plugins_Observer) Message(r *plugins.Record) {
 }
 func (W _github_com_wstap_wstap_plugins_Observer) Opened(c *plugins.Conn, t time.Time) {
 	W.WOpened(c, t)
+}
+func (W _github_com_wstap_wstap_plugins_Observer) Refused(c *plugins.Conn, t time.Time) {
+	W.WRefused(c, t)
 }
 func (W _github_com_wstap_wstap_plugins_Observer) Resync(c *plugins.Conn, dir plugins.Direction, t time.Time, skipped int64) {
 	W.WResync(c, dir, t, skipped)

@@ -85,29 +85,31 @@ func init() {
 		"Server":                  reflect.ValueOf(wsframe.Server),
 
 		// type definitions
-		"Assembler":       reflect.ValueOf((*wsframe.Assembler)(nil)),
-		"AssemblerConfig": reflect.ValueOf((*wsframe.AssemblerConfig)(nil)),
-		"CloseCode":       reflect.ValueOf((*wsframe.CloseCode)(nil)),
-		"Compression":     reflect.ValueOf((*wsframe.Compression)(nil)),
-		"DecodeHandler":   reflect.ValueOf((*wsframe.DecodeHandler)(nil)),
-		"Decoder":         reflect.ValueOf((*wsframe.Decoder)(nil)),
-		"DeflateParams":   reflect.ValueOf((*wsframe.DeflateParams)(nil)),
-		"Deflater":        reflect.ValueOf((*wsframe.Deflater)(nil)),
-		"Extension":       reflect.ValueOf((*wsframe.Extension)(nil)),
-		"ExtensionParam":  reflect.ValueOf((*wsframe.ExtensionParam)(nil)),
-		"Header":          reflect.ValueOf((*wsframe.Header)(nil)),
-		"Inflater":        reflect.ValueOf((*wsframe.Inflater)(nil)),
-		"Limits":          reflect.ValueOf((*wsframe.Limits)(nil)),
-		"Message":         reflect.ValueOf((*wsframe.Message)(nil)),
-		"Opcode":          reflect.ValueOf((*wsframe.Opcode)(nil)),
-		"ProtocolError":   reflect.ValueOf((*wsframe.ProtocolError)(nil)),
-		"Reader":          reflect.ValueOf((*wsframe.Reader)(nil)),
-		"Rules":           reflect.ValueOf((*wsframe.Rules)(nil)),
-		"Side":            reflect.ValueOf((*wsframe.Side)(nil)),
-		"Writer":          reflect.ValueOf((*wsframe.Writer)(nil)),
+		"Assembler":        reflect.ValueOf((*wsframe.Assembler)(nil)),
+		"AssemblerConfig":  reflect.ValueOf((*wsframe.AssemblerConfig)(nil)),
+		"CloseCode":        reflect.ValueOf((*wsframe.CloseCode)(nil)),
+		"Compression":      reflect.ValueOf((*wsframe.Compression)(nil)),
+		"DecodeHandler":    reflect.ValueOf((*wsframe.DecodeHandler)(nil)),
+		"Decoder":          reflect.ValueOf((*wsframe.Decoder)(nil)),
+		"DeflateParams":    reflect.ValueOf((*wsframe.DeflateParams)(nil)),
+		"Deflater":         reflect.ValueOf((*wsframe.Deflater)(nil)),
+		"Extension":        reflect.ValueOf((*wsframe.Extension)(nil)),
+		"ExtensionParam":   reflect.ValueOf((*wsframe.ExtensionParam)(nil)),
+		"Header":           reflect.ValueOf((*wsframe.Header)(nil)),
+		"Inflater":         reflect.ValueOf((*wsframe.Inflater)(nil)),
+		"Limits":           reflect.ValueOf((*wsframe.Limits)(nil)),
+		"Message":          reflect.ValueOf((*wsframe.Message)(nil)),
+		"Opcode":           reflect.ValueOf((*wsframe.Opcode)(nil)),
+		"ProtocolError":    reflect.ValueOf((*wsframe.ProtocolError)(nil)),
+		"Reader":           reflect.ValueOf((*wsframe.Reader)(nil)),
+		"Rules":            reflect.ValueOf((*wsframe.Rules)(nil)),
+		"Side":             reflect.ValueOf((*wsframe.Side)(nil)),
+		"UncertainHandler": reflect.ValueOf((*wsframe.UncertainHandler)(nil)),
+		"Writer":           reflect.ValueOf((*wsframe.Writer)(nil)),
 
 		// interface wrapper definitions
-		"_DecodeHandler": reflect.ValueOf((*_github_com_wstap_wstap_wsframe_DecodeHandler)(nil)),
+		"_DecodeHandler":    reflect.ValueOf((*_github_com_wstap_wstap_wsframe_DecodeHandler)(nil)),
+		"_UncertainHandler": reflect.ValueOf((*_github_com_wstap_wstap_wsframe_UncertainHandler)(nil)),
 	}
 }
 
@@ -127,4 +129,14 @@ func (W _github_com_wstap_wstap_wsframe_DecodeHandler) Message(m *wsframe.Messag
 }
 func (W _github_com_wstap_wstap_wsframe_DecodeHandler) Resync(skipped int64) {
 	W.WResync(skipped)
+}
+
+// _github_com_wstap_wstap_wsframe_UncertainHandler is an interface wrapper for UncertainHandler type
+type _github_com_wstap_wstap_wsframe_UncertainHandler struct {
+	IValue     interface{}
+	WUncertain func(m *wsframe.Message)
+}
+
+func (W _github_com_wstap_wstap_wsframe_UncertainHandler) Uncertain(m *wsframe.Message) {
+	W.WUncertain(m)
 }
