@@ -148,7 +148,8 @@ type Proxy struct {
 	viaOut            bool         // requests go through an upstream proxy: mark them
 
 	ids      handshake.IDs
-	sessions sync.Map // *session → struct{}
+	reclaim  reclaimer // gives the memory of large messages back
+	sessions sync.Map  // *session → struct{}
 }
 
 // upgradeInfo travels from the request handler to the round trip and the

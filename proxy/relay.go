@@ -689,6 +689,7 @@ func (pp *pumper) message(m *wsframe.Message) error {
 	}
 	out.mu.Unlock()
 	pp.st.Emit(rec)
+	s.p.reclaim.done(int64(len(m.Payload)) + int64(len(m.Wire)))
 	if err != nil {
 		return err
 	}
@@ -936,6 +937,7 @@ func (pp *pumper) streamFrame(h wsframe.Header, pos int) error {
 	injected, ierr := pp.s.writeInjections(out, queued)
 	out.mu.Unlock()
 	pp.st.Emit(pp.st.Streamed(pp.streamOp, pp.preview, pp.streamLen, pp.streamFrames, pp.streamComp, seq, pp.streamTime))
+	pp.s.p.reclaim.done(pp.streamLen)
 	pp.s.emitInjections(injected)
 	if pp.inflated != nil && !pp.streaming {
 		pp.inflated = nil // a streamed message is rare: do not keep its buffer
