@@ -291,15 +291,27 @@ func (c *Chain) fail(m *Message, name, op string, err error) error {
 	return nil
 }
 
-// PanicError is a plugin's panic, recovered. Its message is the panic value; the
-// stack is logged apart, at debug level (wstap -v), so that the error line stays
-// readable.
+// PanicError is a plugin's panic, recovered. Its message is the panic value (and,
+// when known, where it happened); the stack is logged apart, at debug level
+// (wstap -v), so that the error line stays readable.
+//
+// A plugin may recover its own panic and panic again with a *PanicError that says
+// more (the Go-source loader adds the position in the file and the interpreter's
+// trace): the chain keeps that one as it is.
 type PanicError struct {
 	Value any
+	// Where is the panic's position in a Go-source hook ("hook.go:16:6 in
+	// main.OnMessage"); empty when unknown.
+	Where string
 	Stack []byte
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+func (e *PanicError) Error() string {
+	if e.Where != "" {
+		return fmt.Sprintf("panic: %v (at %s)", e.Value, e.Where)
+	}
+	return fmt.Sprintf("panic: %v", e.Value)
+}
 
 // logStack logs the stack of a recovered panic in err, at debug level.
 func logStack(log *slog.Logger, err error) {
@@ -313,6 +325,10 @@ func logStack(log *slog.Logger, err error) {
 func safeCall(f func() ([]byte, error)) (out []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if pe, ok := p.(*PanicError); ok {
+				err = pe
+				return
+			}
 			err = &PanicError{Value: p, Stack: debug.Stack()}
 		}
 	}()
