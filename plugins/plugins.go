@@ -294,9 +294,10 @@ type Handshake struct {
 	Request http.Header // the upgrade request; changes go upstream
 }
 
-// HandshakeHook is an optional interface of compiled-in hooks: OnHandshake sees the
-// upgrade request before it goes upstream and may change its header, or refuse the
-// connection by returning an error (the client then gets 403).
+// HandshakeHook is an optional interface of hooks and codecs (a Go-source hook
+// provides it, and the other optional ones, through a [Lifecycle]): OnHandshake sees
+// the upgrade request before it goes upstream and may change its header, or refuse
+// the connection by returning an error (the client then gets 403).
 type HandshakeHook interface {
 	OnHandshake(ctx context.Context, h *Handshake) error
 }
@@ -311,6 +312,20 @@ type OpenHook interface {
 // ended, with the close code and reason (1006 when there was no close frame).
 type CloseHook interface {
 	OnClose(ctx context.Context, c *Conn, code wsframe.CloseCode, reason string)
+}
+
+// Lifecycle holds the optional capabilities of a hook written as Go source (package
+// gosrc), for which the interpreter cannot expose methods other than those of [Hook]
+// and [Codec]: the file's NewLifecycle constructor returns one, with the funcs it
+// needs set (nil ones are not called). Each func means what the method of the same
+// name means for a compiled-in plugin: OnHandshake as in [HandshakeHook], OnOpen as
+// in [OpenHook], OnClose as in [CloseHook], and Close as io.Closer's Close, called
+// once after the last message to release what the file holds.
+type Lifecycle struct {
+	OnHandshake func(ctx context.Context, h *Handshake) error
+	OnOpen      func(ctx context.Context, c *Conn)
+	OnClose     func(ctx context.Context, c *Conn, code wsframe.CloseCode, reason string)
+	Close       func() error
 }
 
 // Interface guards.

@@ -64,6 +64,7 @@ func init() {
 		"Hook":           reflect.ValueOf((*plugins.Hook)(nil)),
 		"HookFunc":       reflect.ValueOf((*plugins.HookFunc)(nil)),
 		"Injection":      reflect.ValueOf((*plugins.Injection)(nil)),
+		"Lifecycle":      reflect.ValueOf((*plugins.Lifecycle)(nil)),
 		"Message":        reflect.ValueOf((*plugins.Message)(nil)),
 		"Mode":           reflect.ValueOf((*plugins.Mode)(nil)),
 		"NopObserver":    reflect.ValueOf((*plugins.NopObserver)(nil)),
