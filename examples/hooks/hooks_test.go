@@ -3,6 +3,7 @@ package hooks_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -188,4 +189,54 @@ func TestChatCodecBadKey(t *testing.T) {
 			t.Fatal("exechook.Start with CHAT_KEY=abcd succeeded, want an error")
 		}
 	})
+}
+
+// TestOriginGuard checks the Go-source example with lifecycle funcs only: it refuses
+// upgrades from origins not in ALLOW_ORIGINS and passes every message.
+func TestOriginGuard(t *testing.T) {
+	t.Run("no origins", func(t *testing.T) {
+		t.Setenv("ALLOW_ORIGINS", "")
+		if _, err := gosrc.Load("origin.go"); err == nil || !strings.Contains(err.Error(), "ALLOW_ORIGINS") {
+			t.Errorf("Load without ALLOW_ORIGINS: %v, want an error naming it", err)
+		}
+	})
+	t.Setenv("ALLOW_ORIGINS", "https://chat.example, http://localhost:8000")
+	elems, err := gosrc.Load("origin.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := plugins.NewChain(plugins.FailClose, nil, elems...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := chain.Names(); len(names) != 1 || names[0] != "origin" {
+		t.Errorf("chain %q, want [origin]", names)
+	}
+	tests := []struct {
+		origin string
+		refuse bool
+	}{
+		{"https://chat.example", false},
+		{"http://localhost:8000", false},
+		{"", false}, // not a browser
+		{"https://evil.example", true},
+		{"https://chat.example.evil.example", true},
+	}
+	for _, tc := range tests {
+		h := &plugins.Handshake{Request: http.Header{}}
+		if tc.origin != "" {
+			h.Request.Set("Origin", tc.origin)
+		}
+		err := chain.Handshake(context.Background(), h)
+		if refused := err != nil; refused != tc.refuse {
+			t.Errorf("Origin %q: Handshake %v, want refused %v", tc.origin, err, tc.refuse)
+		}
+	}
+	conn := &plugins.Conn{ID: "c1"}
+	chain.Opened(context.Background(), conn) // logs "origin: c1 opened, 1 open"
+	m := &plugins.Message{Conn: conn, Dir: plugins.ClientToServer, Opcode: wsframe.OpText, Payload: []byte("hi")}
+	if res, err := chain.Run(context.Background(), m); err != nil || res.Action != plugins.Pass {
+		t.Errorf("Run: %+v, %v; want pass", res, err)
+	}
+	chain.Closed(context.Background(), conn, 1000, "")
 }
