@@ -350,7 +350,7 @@ func (d *Decoder) startHunt() {
 	if d.hunt != nil {
 		d.hunt.skipped += int64(len(d.hunt.buf))
 		d.hunt.buf, d.hunt.skip, d.hunt.verified = d.hunt.buf[:0], 0, false
-		d.hunt.exact, d.hunt.fromGap, d.hunt.found = false, false, false
+		d.hunt.exact, d.hunt.fromGap, d.hunt.found, d.hunt.tail = false, false, false, d.hunt.tail[:0]
 		d.hunt.reset()
 		return
 	}

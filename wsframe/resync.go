@@ -91,7 +91,8 @@ type resyncer struct {
 	minNeed int    // no cand's verdict can change before the buffer holds this many bytes
 	scratch []byte // unmasked payload for plausible
 
-	ev *evidence // learns from the bytes passed over; may be nil
+	ev   *evidence // learns from the bytes passed over; may be nil
+	tail []byte    // bytes passed over that wait for the bytes after them (at most 3)
 }
 
 // cand is a position whose chain waits for bytes: its verdict cannot change (while
@@ -120,9 +121,11 @@ func (r *resyncer) step(p []byte, mode int, onFound func(skipped int64), onContr
 		p = p[n:]
 	}
 	r.buf = append(r.buf, p...)
+	r.learnTail()
 	for len(r.buf) > 0 {
 		if !r.verified {
 			i, v := r.search(mode)
+			r.learnPassed(i)
 			r.drop(i)
 			switch {
 			case v == chainGood:
@@ -184,13 +187,6 @@ func (r *resyncer) drop(n int) {
 	if n == 0 {
 		return
 	}
-	if r.ev != nil {
-		// Payload passed over: what the bytes in which false headers are
-		// found look like.
-		for i := 0; i < n && i+4 <= len(r.buf); i++ {
-			r.ev.classify(r.buf[i : i+4])
-		}
-	}
 	r.skipped += int64(n)
 	r.buf = r.buf[:copy(r.buf, r.buf[n:])]
 	r.scanned = max(0, r.scanned-n)
@@ -202,6 +198,38 @@ func (r *resyncer) drop(n int) {
 	}
 	r.cands = keep
 	r.minNeed = 0 // recomputed by the next search
+}
+
+// learnPassed shows the evidence the n bytes the search passes over at the start of
+// buf, the payload in which false headers are found: each with the three bytes
+// after it, for those that have come; the others wait in tail for them (see
+// learnTail), so that what is learned does not depend on how the bytes were fed.
+func (r *resyncer) learnPassed(n int) {
+	if r.ev == nil || n == 0 {
+		return
+	}
+	r.learnTail()
+	if len(r.tail) > 0 {
+		r.tail = append(r.tail, r.buf[:n]...) // still waiting: so do these
+		return
+	}
+	i := 0
+	for ; i < n && i+4 <= len(r.buf); i++ {
+		r.ev.classify(r.buf[i : i+4])
+	}
+	r.tail = append(r.tail, r.buf[i:n]...)
+}
+
+// learnTail looks at the bytes passed over that waited for the bytes after them,
+// which start buf, as far as those have come.
+func (r *resyncer) learnTail() {
+	for len(r.tail) > 0 && len(r.tail)+len(r.buf) >= 4 {
+		var w [4]byte
+		k := copy(w[:], r.tail)
+		copy(w[k:], r.buf)
+		r.ev.classify(w[:])
+		r.tail = r.tail[:copy(r.tail, r.tail[1:])]
+	}
 }
 
 // reset forgets the search, for a new gap or once a position is accepted.
