@@ -27,8 +27,7 @@ type source struct {
 // a compiled-in plugin (their parameter and result counts match).
 type typeMethods struct {
 	name    string
-	pos     token.Pos // of its first such method
-	methods map[string]bool
+	methods map[string]token.Pos // where each is declared
 }
 
 // chainMethods are the methods the chain calls on a plugin beyond Name, with their
@@ -147,11 +146,11 @@ func (s *source) collectMethods() {
 		name := recvName(fd.Recv.List[0].Type)
 		t := byName[name]
 		if t == nil {
-			t = &typeMethods{name: name, pos: fd.Pos(), methods: map[string]bool{}}
+			t = &typeMethods{name: name, methods: map[string]token.Pos{}}
 			byName[name] = t
 			s.types = append(s.types, t)
 		}
-		t.methods[fd.Name.Name] = true
+		t.methods[fd.Name.Name] = fd.Pos()
 	}
 }
 
@@ -201,18 +200,19 @@ func (s *source) reachable(hasHook, hasCodec, hasLifecycle bool, lc plugins.Life
 		"Close":       lc.Close != nil,
 	}
 	for _, t := range s.types {
-		pos := s.fset.Position(t.pos)
-		isHook := t.methods["OnMessage"]
-		isCodec := t.methods["Decode"] && t.methods["Encode"]
+		has := func(m string) bool { return t.methods[m].IsValid() }
+		pos := func(m string) token.Position { return s.fset.Position(t.methods[m]) }
+		isHook := has("OnMessage")
+		isCodec := has("Decode") && has("Encode")
 		if isCodec && !hasCodec {
-			return fmt.Errorf("gosrc: %s: type %s has Decode and Encode, which wstap never calls without a constructor: define func NewCodec() (plugins.Codec, error)", pos, t.name)
+			return fmt.Errorf("gosrc: %s: type %s has Decode and Encode, which wstap never calls without a constructor: define func NewCodec() (plugins.Codec, error)", pos("Decode"), t.name)
 		}
 		if isHook && !hasHook && !isCodec {
-			return fmt.Errorf("gosrc: %s: type %s has OnMessage, which wstap never calls without a constructor: define func NewHook() (plugins.Hook, error)", pos, t.name)
+			return fmt.Errorf("gosrc: %s: type %s has OnMessage, which wstap never calls without a constructor: define func NewHook() (plugins.Hook, error)", pos("OnMessage"), t.name)
 		}
 		var missing []string
 		for _, m := range lifecycleFuncs {
-			if t.methods[m] && !set[m] && (m != "Close" || isHook || isCodec) {
+			if has(m) && !set[m] && (m != "Close" || isHook || isCodec) {
 				missing = append(missing, m)
 			}
 		}
@@ -225,9 +225,9 @@ func (s *source) reachable(hasHook, hasCodec, hasLifecycle bool, lc plugins.Life
 		}
 		what := fmt.Sprintf("type %s has %s, which wstap cannot call on a value of the interpreter (it sees only the Hook or Codec methods)", t.name, andList(missing))
 		if !hasLifecycle {
-			return fmt.Errorf("gosrc: %s: %s: define func NewLifecycle() (plugins.Lifecycle, error) returning plugins.Lifecycle{%s}, with v the value NewHook or NewCodec returns", pos, what, strings.Join(fields, ", "))
+			return fmt.Errorf("gosrc: %s: %s: define func NewLifecycle() (plugins.Lifecycle, error) returning plugins.Lifecycle{%s}, with v the value NewHook or NewCodec returns", pos(missing[0]), what, strings.Join(fields, ", "))
 		}
-		return fmt.Errorf("gosrc: %s: %s: set %s in the plugins.Lifecycle that NewLifecycle returns", pos, what, andList(missing))
+		return fmt.Errorf("gosrc: %s: %s: set %s in the plugins.Lifecycle that NewLifecycle returns", pos(missing[0]), what, andList(missing))
 	}
 	return nil
 }

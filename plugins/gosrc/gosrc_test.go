@@ -66,9 +66,9 @@ func TestLoadErrors(t *testing.T) {
 		{"testdata/ctorpanic.go", []string{"NewHook: panic: ", "(at testdata/ctorpanic.go:", "in main.NewHook)"}},
 		{"testdata/missing.go", []string{"no such file"}},
 		// Methods wstap would call on a compiled-in plugin but cannot reach here.
-		{"testdata/unwired.go", []string{"testdata/unwired.go:", "type counter has OnOpen and Close", "func NewLifecycle() (plugins.Lifecycle, error)", "plugins.Lifecycle{OnOpen: v.OnOpen, Close: v.Close}"}},
-		{"testdata/halfwired.go", []string{"type counter has OnClose", "set OnClose in the plugins.Lifecycle that NewLifecycle returns"}},
-		{"testdata/codecashook.go", []string{"type rev has Decode and Encode", "func NewCodec() (plugins.Codec, error)"}},
+		{"testdata/unwired.go", []string{"testdata/unwired.go:19:1:", "type counter has OnOpen and Close", "func NewLifecycle() (plugins.Lifecycle, error)", "plugins.Lifecycle{OnOpen: v.OnOpen, Close: v.Close}"}},
+		{"testdata/halfwired.go", []string{"testdata/halfwired.go:22:1:", "type counter has OnClose", "set OnClose in the plugins.Lifecycle that NewLifecycle returns"}},
+		{"testdata/codecashook.go", []string{"testdata/codecashook.go:21:1:", "type rev has Decode and Encode", "func NewCodec() (plugins.Codec, error)"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimPrefix(tc.file, "testdata/"), func(t *testing.T) {
