@@ -94,8 +94,10 @@ type prefix struct {
 	// total is the weight of all explanations, relative to "all real" (1); chain
 	// is the chance of the frames so far looking as they do if they are all payload
 	// bytes (times prior); tries is the number of positions searched, and reach how
-	// far before a given place a chain of frames of these shapes can begin.
-	total, chain, tries, reach float64
+	// far before a given place a chain of frames of these shapes can begin. points
+	// is the chance that the header of the frame in progress, false, points at the
+	// place where it ends.
+	total, chain, tries, reach, points float64
 	// data and control are total as it was before the first frame of the data
 	// message and of the control frame in progress: the weight of the explanations
 	// in which they are real. dataLen and controlLen are their wire bytes.
@@ -243,6 +245,13 @@ func (d *Decoder) parse(p []byte) {
 			d.skipFrame = false
 			d.skipping = !d.cur.Fin
 			continue
+		}
+		if d.pre.active {
+			var text []byte
+			if !d.cur.Opcode.IsControl() {
+				text = d.maskedText()
+			}
+			d.frameEnd(text)
 		}
 		m, err := d.a.End()
 		if err != nil {
@@ -394,6 +403,7 @@ func (d *Decoder) foundControl(h Header, payload []byte) {
 	d.control = Message{Opcode: h.Opcode, Payload: payload, Wire: payload, Frames: d.ctlHdr[:]}
 	if d.pre.active {
 		d.preFrame(h, h.EncodedLen())
+		d.frameEnd(nil)
 		d.decideControl(&d.control, d.pre.control, d.pre.controlLen)
 		return
 	}
@@ -430,7 +440,29 @@ func (d *Decoder) preFrame(h Header, n int) {
 	}
 	d.pre.reach += reach(h)
 	d.pre.chain *= d.ev.looks(h, n)
-	d.pre.total += d.pre.chain * pointsAt(h) * min(d.pre.tries, d.pre.reach)
+	d.pre.points = pointsAt(h)
+}
+
+// frameEnd ends a frame of the prefix, whose payload as unmasked is p when it
+// belongs to a masked text message (nil otherwise), and adds the explanation
+// that it and the frames before it are payload bytes, its header pointing
+// exactly at the first real frame. A masked text frame's payload says how likely
+// that is: made of payload bytes, it is the XOR of two pieces of text.
+func (d *Decoder) frameEnd(p []byte) {
+	if p != nil {
+		d.pre.chain *= d.ev.textLooks(p)
+	}
+	d.pre.total += d.pre.chain * d.pre.points * min(d.pre.tries, d.pre.reach)
+}
+
+// maskedText returns the unmasked payload of the data frame just completed when
+// it belongs to a masked, uncompressed text message, and nil otherwise.
+func (d *Decoder) maskedText() []byte {
+	frames, wire := d.a.Partial()
+	if len(frames) == 0 || frames[0].Opcode != OpText || frames[0].Compressed() || !d.cur.Masked || d.cur.Length > uint64(len(wire)) {
+		return nil
+	}
+	return wire[uint64(len(wire))-d.cur.Length:]
 }
 
 // queue keeps control frame m until the data message it came in has a verdict.
@@ -490,15 +522,7 @@ func (d *Decoder) settleQueued() {
 // (those after real, the weight of the ones before its first frame) over that of
 // all, is below falseMessage, which ends the prefix.
 func (d *Decoder) judge(m *Message, real float64) bool {
-	// The explanations in which m is false, and its text's say in them.
-	bogus := d.pre.total - real
-	if m.Opcode == OpText && !m.Compressed && m.Frames[0].Masked {
-		look := d.ev.textLooks(m.Payload)
-		bogus *= look
-		d.pre.chain *= look
-		d.pre.total = real + bogus
-	}
-	if bogus/d.pre.total < falseMessage {
+	if (d.pre.total-real)/d.pre.total < falseMessage {
 		// The messages after this one are real if it is.
 		d.endPrefix()
 		return true
