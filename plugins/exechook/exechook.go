@@ -56,6 +56,11 @@ import (
 // programs and tests can change it before starting processes).
 var Timeout = 5 * time.Second
 
+// HelloTimeout is how long a process that starts may take to answer the hello: an
+// interpreter can take seconds to start on a busy machine, which no message should
+// wait for twice (a variable for the same reasons as Timeout).
+var HelloTimeout = 10 * time.Second
+
 // Failure limits before the process is bypassed for a while.
 const (
 	maxFailures   = 5
@@ -177,9 +182,9 @@ func (p *Process) spawn() (*proc, response, error) {
 	case <-pr.done:
 		pr.kill()
 		return nil, response{}, fmt.Errorf("exechook: %q ended before answering the hello: %v", p.command, pr.err)
-	case <-time.After(Timeout):
+	case <-time.After(HelloTimeout):
 		pr.kill()
-		return nil, response{}, fmt.Errorf("exechook: %q did not answer the hello within %s (it must print one JSON line per request and flush)", p.command, Timeout)
+		return nil, response{}, fmt.Errorf("exechook: %q did not answer the hello within %s (it must print one JSON line per request and flush)", p.command, HelloTimeout)
 	}
 }
 

@@ -92,9 +92,9 @@ func TestExecCodec(t *testing.T) {
 func TestExecFailures(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	needPython(t)
-	old := exechook.Timeout
-	exechook.Timeout = 500 * time.Millisecond
-	defer func() { exechook.Timeout = old }()
+	old, oldHello := exechook.Timeout, exechook.HelloTimeout
+	exechook.Timeout = 500 * time.Millisecond // the hanging process fails its call after this
+	defer func() { exechook.Timeout, exechook.HelloTimeout = old, oldHello }()
 	for _, mode := range []string{"crash", "hang", "garbage"} {
 		t.Run(mode, func(t *testing.T) {
 			var logs bytes.Buffer
@@ -106,8 +106,9 @@ func TestExecFailures(t *testing.T) {
 				if err == nil {
 					t.Fatalf("call %d succeeded", i)
 				}
-				if d := time.Since(begin); d > 2*time.Second {
-					t.Fatalf("call %d took %v", i, d)
+				// Bounded by the timeouts (a restart's hello and the call), never hung.
+				if d, limit := time.Since(begin), exechook.HelloTimeout+2*exechook.Timeout; d > limit {
+					t.Fatalf("call %d took %v, more than the %v the timeouts allow", i, d, limit)
 				}
 			}
 			if !strings.Contains(logs.String(), "hook process failed") || !strings.Contains(logs.String(), "hook process restarted") {
@@ -115,6 +116,7 @@ func TestExecFailures(t *testing.T) {
 			}
 		})
 	}
+	exechook.HelloTimeout = 500 * time.Millisecond
 	if _, err := exechook.Start(python+" testdata/fake.py slowhello", nil); err == nil || !strings.Contains(err.Error(), "hello") {
 		t.Fatalf("a process without hello: %v", err)
 	}
