@@ -481,7 +481,7 @@ func (d *Decoder) queue(m *Message) {
 // control frames queued inside it, and hands on those shown, in the order they
 // completed.
 func (d *Decoder) settle(m *Message) {
-	real := d.judge(m, d.pre.data)
+	real := d.judge(d.pre.data)
 	d.settleQueued()
 	if real {
 		d.emit(m)
@@ -493,7 +493,7 @@ func (d *Decoder) settle(m *Message) {
 // decideControl hands on control frame m, complete after a search, if judged
 // real, and holds it back otherwise.
 func (d *Decoder) decideControl(m *Message, real float64, size int64) {
-	if d.judge(m, real) {
+	if d.judge(real) {
 		d.emit(m)
 	} else {
 		d.hold(m, size)
@@ -517,11 +517,11 @@ func (d *Decoder) settleQueued() {
 	d.queued = d.queued[:0]
 }
 
-// judge reports whether message m, complete after a search, is shown as real:
-// when the chance that it is false, the weight of the explanations in which it is
-// (those after real, the weight of the ones before its first frame) over that of
-// all, is below falseMessage, which ends the prefix.
-func (d *Decoder) judge(m *Message, real float64) bool {
+// judge reports whether a message complete after a search is shown as real: when
+// the chance that it is false, the weight of the explanations in which it is
+// (all but real, the weight of those up to its first frame) over that of all, is
+// below falseMessage, which ends the prefix.
+func (d *Decoder) judge(real float64) bool {
 	if (d.pre.total-real)/d.pre.total < falseMessage {
 		// The messages after this one are real if it is.
 		d.endPrefix()
