@@ -25,45 +25,27 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
-	"github.com/wstap/wstap/internal/wstest"
+	"github.com/wstap/wstap/internal/browsertest"
 	"go.uber.org/goleak"
 )
 
-// brChromium is Debian's chromium launcher (`apt-get install chromium`).
-const brChromium = "/usr/bin/chromium"
-
-// brCertutil is NSS's certutil (`apt-get install libnss3-tools`), which makes
-// Chromium trust wstap's CA the way a user would.
-const brCertutil = "/usr/bin/certutil"
-
 // brTimeout bounds each browser test from Chromium's start to the last check.
-const brTimeout = 60 * time.Second
+const brTimeout = browsertest.DefaultTimeout
 
 // brRequireTools skips the test when Chromium or certutil is missing, or fails it
 // when CI is set: CI must never pass by running none of these tests.
 func brRequireTools(t *testing.T) {
 	t.Helper()
-	for _, tool := range []struct{ path, pkg string }{{brChromium, "chromium"}, {brCertutil, "libnss3-tools"}} {
-		if fi, err := os.Stat(tool.path); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			continue
-		}
-		msg := fmt.Sprintf("%s is missing: apt-get install %s (make test installs it)", tool.path, tool.pkg)
-		wstest.Unavailable(t, "%s", msg)
-	}
+	browsertest.Require(t, true)
 }
 
 // brNoLeaks fails the test if goroutines it started are still running once every
@@ -74,259 +56,18 @@ func brNoLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 }
 
-// brBrowser is a running headless Chromium.
-type brBrowser struct {
-	Ctx     context.Context    // the tab's chromedp context, bounded by brTimeout
-	output  *wstest.SyncBuffer // Chromium's stdout and stderr
-	console *wstest.SyncBuffer // the page's console messages and uncaught exceptions
-}
-
 // brStartChromium starts a headless Chromium that sends loopback traffic (and only
 // that) through tp and trusts tp's CA, and stops it, with every process it started,
 // when the test ends.
-//
-// Trust: the CA goes into an NSS database in a temporary HOME (what Chromium on
-// Linux reads for user-installed roots), so Chromium verifies every leaf wstap
-// mints (chain, SAN, key usage) as it would for a user who ran `wstap ca export`.
-// --ignore-certificate-errors-spki-list would instead skip verification for one
-// pinned leaf key, and tell us nothing about the certificates themselves.
-func brStartChromium(t *testing.T, tp *testProxy) *brBrowser {
+func brStartChromium(t *testing.T, tp *testProxy) *browsertest.Browser {
 	t.Helper()
-	home := t.TempDir()
-	nssdb := filepath.Join(home, ".pki", "nssdb")
-	if err := os.MkdirAll(nssdb, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(home, "wstap-ca.pem")
-	if err := os.WriteFile(caFile, tp.CA.PEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{
-		{"-N", "-d", "sql:" + nssdb, "--empty-password"},
-		{"-A", "-d", "sql:" + nssdb, "-t", "C,,", "-n", "wstap test CA", "-i", caFile},
-	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		out, err := exec.CommandContext(ctx, brCertutil, args...).CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("certutil %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-
-	profile := filepath.Join(home, "profile")
-	marker := "WSTAP_BROWSER_TEST=" + home // finds this browser's processes: see brProcs
-	b := &brBrowser{output: &wstest.SyncBuffer{}, console: &wstest.SyncBuffer{}}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(brChromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // tests run as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-breakpad", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-pings", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-		chromedp.Flag("force-color-profile", "srgb"), // canvas pixels equal the PNG's
-		chromedp.WindowSize(800, 600),
-		// Loopback bypasses a proxy unless "<-loopback>" removes that implicit rule;
-		// "*" bypasses everything else, so only loopback goes through wstap, and the
-		// resolver rules keep Chromium's background requests off the network.
-		chromedp.ProxyServer(tp.Addr),
-		chromedp.Flag("proxy-bypass-list", "*;<-loopback>"),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"),
-		chromedp.Env(marker, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache")),
-		chromedp.CombinedOutput(b.output),
-	}
-	deadline, cancelDeadline := context.WithTimeout(context.Background(), brTimeout)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(deadline, opts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(func(string, ...any) {}))
-	b.Ctx = ctx
-	stop := func() {
-		procs := brProcs(marker)
-		// Close the browser gracefully, then make sure: cancelling the allocator
-		// kills the process and waits for it.
-		closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
-		chromedp.Cancel(closeCtx)
-		cancelClose()
-		cancelTab()
-		cancelAlloc()
-		cancelDeadline()
-		brReapChromium(t, marker, procs)
-		if t.Failed() {
-			t.Logf("page console:\n%s", b.console.String())
-			var out strings.Builder
-			for line := range strings.Lines(b.output.String()) {
-				if !strings.Contains(line, "dbus") { // no system bus here: noise
-					out.WriteString(line)
-				}
-			}
-			s := out.String()
-			t.Logf("Chromium output (last 4 KiB, D-Bus noise left out):\n%s", s[max(0, len(s)-4096):])
-		}
-	}
-	t.Cleanup(stop)
-	if err := chromedp.Do(ctx); err != nil { // start Chromium and open the tab
-		t.Fatalf("starting Chromium: %v\n%s", err, b.output.String())
-	}
-	if err := chromedp.Listen(ctx, b.onEvent); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// onEvent keeps the page's console output for failure reports.
-func (b *brBrowser) onEvent(ev any) {
-	switch ev := ev.(type) {
-	case *runtime.EventConsoleAPICalled:
-		var args []string
-		for _, a := range ev.Args {
-			if a.Value != nil {
-				args = append(args, string(a.Value))
-			} else {
-				args = append(args, a.Description)
-			}
-		}
-		fmt.Fprintf(b.console, "console.%s: %s\n", ev.Type, strings.Join(args, " "))
-	case *runtime.EventExceptionThrown:
-		d := ev.ExceptionDetails
-		if d.Exception != nil {
-			fmt.Fprintf(b.console, "exception: %s\n", d.Exception.Description)
-		} else {
-			fmt.Fprintf(b.console, "exception: %s\n", d.Text)
-		}
-	}
-}
-
-// brProc identifies a process across pid reuse: pid and start time.
-type brProc struct {
-	pid   int
-	start string
-}
-
-// brProcs returns the live (not zombie) processes of the browser: those whose
-// environment holds marker (the browser and its crash handlers) and all their
-// descendants. Chromium's helpers (zygote, renderers, network service) cannot be
-// found by their own environment or command line: Chromium rewrites that memory
-// for their process titles, and they carry no --user-data-dir.
-func brProcs(marker string) map[brProc]bool {
-	type info struct {
-		p      brProc
-		ppid   int
-		marked bool
-	}
-	var all []info
-	children := map[int][]int{}
-	byPid := map[int]info{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		p, state, ppid, ok := brStat(pid)
-		if !ok || state == "Z" {
-			continue
-		}
-		in := info{p: p, ppid: ppid}
-		if env, err := os.ReadFile("/proc/" + e.Name() + "/environ"); err == nil {
-			for kv := range bytes.SplitSeq(env, []byte{0}) {
-				if string(kv) == marker {
-					in.marked = true
-					break
-				}
-			}
-		}
-		all = append(all, in)
-		byPid[pid] = in
-		children[ppid] = append(children[ppid], pid)
-	}
-	out := map[brProc]bool{}
-	var walk func(pid int)
-	walk = func(pid int) {
-		if in, ok := byPid[pid]; ok && !out[in.p] {
-			out[in.p] = true
-			for _, c := range children[pid] {
-				walk(c)
-			}
-		}
-	}
-	for _, in := range all {
-		if in.marked {
-			walk(in.p.pid)
-		}
-	}
-	return out
-}
-
-// brStat reads a process's start time, state and parent from /proc/PID/stat.
-func brStat(pid int) (p brProc, state string, ppid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return p, "", 0, false
-	}
-	i := bytes.LastIndexByte(b, ')') // the command name may hold spaces and parentheses
-	if i < 0 {
-		return p, "", 0, false
-	}
-	f := strings.Fields(string(b[i+1:])) // state ppid pgrp … starttime is the 20th
-	if len(f) < 20 {
-		return p, "", 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return brProc{pid, f[19]}, f[0], ppid, true
-}
-
-// brAlive reports whether p still runs (same pid and start time, not a zombie).
-func brAlive(p brProc) bool {
-	q, state, _, ok := brStat(p.pid)
-	return ok && q == p && state != "Z"
-}
-
-// brReapChromium waits until none of the browser's processes (procs, taken while
-// it ran, and any still carrying marker) is left, killing by pid those that
-// outlive a grace period, and fails the test when it had to: the browser must go
-// away when the test ends.
-func brReapChromium(t *testing.T, marker string, procs map[brProc]bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for p := range brProcs(marker) {
-			procs[p] = true
-		}
-		var alive []int
-		for p := range procs {
-			if brAlive(p) {
-				alive = append(alive, p.pid)
-			} else {
-				delete(procs, p)
-			}
-		}
-		if len(alive) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, pid := range alive {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			t.Errorf("Chromium processes %v still ran 5 s after the browser was closed; killed them", alive)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return browsertest.Start(t, browsertest.Options{Proxy: tp.Addr, CA: tp.CA.PEM(), Timeout: brTimeout})
 }
 
 // brNavigate loads url in the tab, checks the answer came with a certificate that
 // wstap's CA issued (so the page really went through the proxy: the test site's
 // own certificate is not trusted) and status 200.
-func brNavigate(t *testing.T, b *brBrowser, tp *testProxy, url string) {
+func brNavigate(t *testing.T, b *browsertest.Browser, tp *testProxy, url string) {
 	t.Helper()
 	resp, err := chromedp.Run(b.Ctx, chromedp.NavigateResponse(url))
 	if err != nil {
@@ -342,14 +83,9 @@ func brNavigate(t *testing.T, b *brBrowser, tp *testProxy, url string) {
 }
 
 // brPoll waits until the page sets window[name] and decodes it into v.
-func brPoll[T any](t *testing.T, b *brBrowser, name string) T {
+func brPoll[T any](t *testing.T, b *browsertest.Browser, name string) T {
 	t.Helper()
-	v, err := chromedp.Run(b.Ctx, chromedp.Poll[T]("window."+name,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(0)))
-	if err != nil {
-		t.Fatalf("waiting for window.%s: %v", name, err)
-	}
-	return v
+	return browsertest.Poll[T](t, b, "window."+name)
 }
 
 // brStartSite serves mux over HTTPS on 127.0.0.1 with httptest's certificate, which
@@ -666,7 +402,7 @@ func brWSSite(t *testing.T, pageSends []brMsg, x *brExchange) *httptest.Server {
 }
 
 // brExchangeRun loads the exchange page and returns what both ends saw.
-func brExchangeRun(t *testing.T, b *brBrowser, tp *testProxy, site *httptest.Server, x *brExchange) (brPageResult, brServerResult) {
+func brExchangeRun(t *testing.T, b *browsertest.Browser, tp *testProxy, site *httptest.Server, x *brExchange) (brPageResult, brServerResult) {
 	t.Helper()
 	brNavigate(t, b, tp, site.URL+"/")
 	page := brPoll[brPageResult](t, b, "result")
