@@ -253,6 +253,45 @@ func Load(dir string) (*CA, error) {
 	return newCA(dir, cert, key), nil
 }
 
+// ErrNoCA is returned by [LoadCert] when the directory holds no CA certificate.
+var ErrNoCA = errors.New("certs: no CA")
+
+// LoadCert reads the CA certificate in dir without its key, to export it: unlike
+// [LoadOrCreate] it never creates a CA, and it fails with an error wrapping
+// [ErrNoCA] when dir holds no certificate. The certificate is public, so a key
+// file that others can read does not stop it: the warnings say so (wrapping
+// [ErrKeyPermissions]), and list the directories others can write to, as
+// [CA.Warnings] does, and a missing key file.
+func LoadCert(dir string) (cert *x509.Certificate, warnings []error, err error) {
+	keyPath, certPath := filepath.Join(dir, KeyFile), filepath.Join(dir, CertFile)
+	data, err := os.ReadFile(certPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%w in %s: %s does not exist", ErrNoCA, dir, certPath)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: CA certificate: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("certs: %s holds no PEM certificate", certPath)
+	}
+	if cert, err = x509.ParseCertificate(block.Bytes); err != nil {
+		return nil, nil, fmt.Errorf("certs: CA certificate %s: %w", certPath, err)
+	}
+	if !cert.IsCA {
+		return nil, nil, fmt.Errorf("certs: %s is not a CA certificate", certPath)
+	}
+	switch info, err := os.Stat(keyPath); {
+	case errors.Is(err, fs.ErrNotExist):
+		warnings = append(warnings, fmt.Errorf("certs: the CA key %s is missing: wstap cannot sign with this CA", keyPath))
+	case err != nil:
+		warnings = append(warnings, fmt.Errorf("certs: CA key: %w", err))
+	case info.Mode().Perm()&0o077 != 0:
+		warnings = append(warnings, fmt.Errorf("%w: %s has mode %04o; run: chmod 600 %s", ErrKeyPermissions, keyPath, info.Mode().Perm(), keyPath))
+	}
+	return cert, append(warnings, dirWarnings(dir)...), nil
+}
+
 func newCA(dir string, cert *x509.Certificate, key *ecdsa.PrivateKey) *CA {
 	leaves, _ := lru.New[string, *tls.Certificate](leafCacheSize) // fails only for a size <= 0
 	return &CA{Cert: cert, Dir: dir, Warnings: dirWarnings(dir), key: key, leaves: leaves}

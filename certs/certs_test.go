@@ -68,6 +68,82 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// TestLoadCert reads the certificate alone, for export: it never creates a CA,
+// and a key file others can read (or a missing one) is a warning, not an error.
+func TestLoadCert(t *testing.T) {
+	parent := t.TempDir()
+	chmod(t, parent, 0o700)
+	dir := filepath.Join(parent, "ca")
+	ca, err := certs.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, certs.KeyFile)
+	garbage := filepath.Join(parent, "garbage")
+	if err := os.Mkdir(garbage, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(garbage, certs.CertFile), []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(parent, "typo")
+	cases := []struct {
+		name      string
+		dir       string
+		keyMode   os.FileMode // 0: remove the key
+		wantErr   error       // with anyErr: what the error wraps, if anything
+		anyErr    bool
+		wantWarns []string // what the one warning says; nil: no warning
+	}{
+		{"private key", dir, 0o600, nil, false, nil},
+		{"key readable by others", dir, 0o644, nil, false, []string{"chmod 600 " + keyPath}},
+		{"no key", dir, 0, nil, false, []string{keyPath, "missing"}},
+		{"no CA", missing, 0o600, certs.ErrNoCA, true, nil},
+		{"garbage certificate", garbage, 0o600, nil, true, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.dir == dir {
+				if tc.keyMode == 0 {
+					data, _ := os.ReadFile(keyPath)
+					os.Remove(keyPath)
+					defer os.WriteFile(keyPath, data, 0o600)
+				} else {
+					chmod(t, keyPath, tc.keyMode)
+					defer chmod(t, keyPath, 0o600)
+				}
+			}
+			cert, warnings, err := certs.LoadCert(tc.dir)
+			switch {
+			case tc.anyErr:
+				if err == nil || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			}
+			if !cert.Equal(ca.Cert) {
+				t.Errorf("not the CA's certificate")
+			}
+			if (tc.wantWarns == nil) != (len(warnings) == 0) || len(warnings) > 1 {
+				t.Fatalf("warnings %v, want %d", warnings, min(len(tc.wantWarns), 1))
+			}
+			for _, w := range tc.wantWarns {
+				if !strings.Contains(warnings[0].Error(), w) {
+					t.Errorf("warning %v does not mention %q", warnings[0], w)
+				}
+			}
+			if tc.keyMode == 0o644 && (len(warnings) == 0 || !errors.Is(warnings[0], certs.ErrKeyPermissions)) {
+				t.Errorf("warnings %v, want ErrKeyPermissions", warnings)
+			}
+		})
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadCert created %s: %v", missing, err)
+	}
+}
+
 // TestDirPermissionWarnings loads and creates CAs in directories with different
 // modes: a directory others can write to (the CA's, or one above it without the
 // sticky bit) is used, with a warning naming it, for the caller to show.
