@@ -290,7 +290,9 @@ func tokenize(s string) ([]string, error) {
 			i++
 		case c == '&' || c == '|':
 			if i+1 >= len(s) || s[i+1] != c {
-				return nil, fmt.Errorf("unexpected %q at offset %d (use %q)", c, i, string([]byte{c, c}))
+				word := map[byte]string{'&': "and", '|': "or"}[c]
+				return nil, fmt.Errorf("unexpected %q at offset %d: bitwise operators are not supported; to join conditions write %q or %q",
+					c, i, word, string([]byte{c, c}))
 			}
 			toks = append(toks, s[i:i+2])
 			i += 2
@@ -298,6 +300,10 @@ func tokenize(s string) ([]string, error) {
 			j := i
 			for j < len(s) && !strings.ContainsRune(" \t\n\r()!&|", rune(s[j])) {
 				j++
+			}
+			if k := strings.IndexAny(s[i:j], "[]"); k >= 0 {
+				return nil, fmt.Errorf("unexpected %q in %q: byte offsets such as tcp[13] are not supported (nor bit masks, arithmetic or len)",
+					s[i+k], s[i:j])
 			}
 			toks = append(toks, strings.ToLower(s[i:j]))
 			i = j
