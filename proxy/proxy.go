@@ -30,6 +30,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -497,14 +498,29 @@ func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Respons
 	}
 	resp, err := p.tr.RoundTrip(r)
 	if err == nil {
+		p.log.Debug("HTTP request", "method", r.Method, "url", r.URL.String(), "status", resp.StatusCode)
 		return resp, nil
 	}
 	if r.Context().Err() != nil {
 		return nil, err // the client is gone: nobody to answer
 	}
 	p.log.Warn("upstream request failed", "method", r.Method, "url", r.URL.String(), "err", err)
+	hint := ""
+	if certUnverified(err) {
+		hint = "; to accept a server whose certificate you trust anyway, restart wstap with --upstream-insecure"
+	}
 	return goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusBadGateway,
-		fmt.Sprintf("wstap: cannot reach %s: %v\n", r.URL.Host, err)), nil
+		fmt.Sprintf("wstap: cannot reach %s: %v%s\n", r.URL.Host, err, hint)), nil
+}
+
+// certUnverified reports whether err is an upstream certificate that did not
+// verify (unknown authority, wrong host name, expired, ...).
+func certUnverified(err error) bool {
+	var ve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &ve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 // keepUserAgent stops Go's client from adding "User-Agent: Go-http-client/1.1" to a
