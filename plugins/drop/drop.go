@@ -21,7 +21,7 @@ import (
 func init() {
 	plugins.Register(plugins.Registration{
 		Name:        "drop",
-		Description: "drop the messages matching a rule",
+		Description: "drop the messages matching a rule from the traffic: the peer never gets them (to hide them only from the view: --show)",
 		Options:     filter.RuleOptions,
 		New:         New,
 	})

@@ -48,7 +48,7 @@ var RuleOptions = []plugins.OptionDoc{
 func init() {
 	plugins.Register(plugins.Registration{
 		Name:        "filter",
-		Description: "pass only the messages matching a rule, drop the others",
+		Description: "pass only the messages matching a rule; the others are dropped from the traffic, never reaching the peer (to narrow only the view: --show)",
 		Options:     RuleOptions,
 		New:         New,
 	})
