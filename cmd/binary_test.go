@@ -7,12 +7,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -207,15 +209,29 @@ func TestBinaryEndToEnd(t *testing.T) {
 		if err == nil {
 			bad.Close()
 			t.Errorf("a wss:// server with a self-signed certificate was reached without --upstream-insecure")
-		} else if resp != nil && resp.StatusCode == 101 {
-			t.Errorf("dial failed (%v) but with status 101", err)
+		} else if resp == nil || resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("dial failed (%v) with %v, want a 502", err, resp)
+		} else if body, _ := io.ReadAll(resp.Body); !bytes.Contains(body, []byte("--upstream-insecure")) {
+			// The page names the way out.
+			t.Errorf("the 502 for an upstream certificate that does not verify does not name --upstream-insecure: %q", body)
 		}
 
 		if code := p.interrupt(t); code != 0 {
 			t.Errorf("exit status after SIGINT: %d, want 0; stderr:\n%s", code, p.stderr)
 		}
-		if out := p.stdout.String(); out != "" {
-			t.Errorf("stdout: %q, want nothing (the log goes to a file)", out)
+		// The view is the output, on stdout (the log goes to a file); the banner,
+		// warnings and logs are on stderr.
+		view := p.stdout.String()
+		for _, line := range strings.SplitAfter(view, "\n") {
+			if line != "" && !terminalLine.MatchString(line) {
+				t.Errorf("stdout holds %q, which is no line of the view:\n%s", line, view)
+			}
+		}
+		if !strings.Contains(view, " open  "+u+"\n") || !regexp.MustCompile(`→ text +9 M my public\n`).MatchString(view) {
+			t.Errorf("stdout lacks the view of the connection:\n%s", view)
+		}
+		if terminalLine.MatchString(p.stderr.String()) {
+			t.Errorf("the view is on stderr too:\n%s", p.stderr)
 		}
 		for _, w := range []string{"created a new CA in " + caDir + "\n", "proxy listening on " + p.addr, "hooks:   replace\n", "log:     " + events + "\n", "CA:      " + filepath.Join(caDir, "ca.pem")} {
 			if !strings.Contains(p.stderr.String(), w) {

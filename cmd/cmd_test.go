@@ -661,6 +661,7 @@ func TestCLIErrors(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(garbage, "ca.pem"), "this is not a certificate\n")
 
+	typoDir := filepath.Join(tmp, "ca-typo")
 	missing := filepath.Join(tmp, "missing.yaml")
 	unknownField := writeFile(t, filepath.Join(tmp, "unknown.yaml"), "listen: 127.0.0.1:0\nlisten_addr: 127.0.0.1:0\n")
 
@@ -691,6 +692,18 @@ func TestCLIErrors(t *testing.T) {
 		{"zero --max-hook-message", []string{"--max-hook-message", "0"}, usage, []string{"--max-hook-message", `"0"`}},
 		{"bad --hook-errors", []string{"--hook-errors", "maybe"}, usage, []string{"--hook-errors", "maybe", "pass", "close"}},
 		{"bad --upstream-proxy", []string{"--upstream-proxy", "ftp://x"}, usage, []string{"--upstream-proxy", "ftp://x", "http://"}},
+		{"listen port out of range", []string{"--listen", "127.0.0.1:99999"}, usage, []string{"--listen", "99999", "0-65535"}},
+		{"hook limit above the message limit", []string{"--max-hook-message", "2GiB", "--max-message", "1MiB"}, usage,
+			[]string{"--max-hook-message 2GiB", "--max-message 1MiB", "larger"}},
+		{"sniff hook limit above the message limit", []string{"sniff", "-r", "../sniff/testdata/ws-plain.pcap", "--max-hook-message", "2MiB", "--max-message", "1MiB"}, usage,
+			[]string{"--max-hook-message 2MiB", "--max-message 1MiB"}},
+		{"unknown --show condition", []string{"--show", "colour=red"}, usage, []string{"--show", "colour", "dir, opcode, match, url or conn"}},
+		{"bad --show direction", []string{"--show", "dir=up"}, usage, []string{"--show", "dir=up", "c2s"}},
+		{"bad --show opcode", []string{"sniff", "-r", "../sniff/testdata/ws-plain.pcap", "--show", "opcode=texts"}, usage, []string{"--show", "texts", "binary"}},
+		{"bad --show regexp", []string{"--show", "match=("}, usage, []string{"--show", "match", "missing closing )"}},
+		{"--show grammar", []string{"--show", "match=a=b"}, usage, []string{"--show", "quote it"}},
+		{"--show with --quiet", []string{"--show", "dir=c2s", "--quiet"}, usage, []string{"--show", "--quiet"}},
+		{"empty --show", []string{"sniff", "-r", "../sniff/testdata/ws-plain.pcap", "--show", ""}, usage, []string{"--show", "empty"}},
 		{"unknown command", []string{"bogus"}, usage, []string{`"bogus"`, "wstap help"}},
 		{"ca without subcommand", []string{"ca"}, usage, []string{"export", "path"}},
 		{"ca with an unknown subcommand", []string{"ca", "frob"}, usage, []string{"export", "path"}},
@@ -698,11 +711,12 @@ func TestCLIErrors(t *testing.T) {
 
 		// Other failures.
 		{"busy port", []string{"--listen", busyAddr}, failure, []string{busyAddr, "in use", "--listen"}},
+		{"ca export from a directory without a CA", []string{"ca", "export", "--ca-dir", typoDir}, failure,
+			[]string{"no CA in " + typoDir, "wstap ca path --ca-dir " + typoDir}},
 		{"CA key readable by others", []string{"--listen", "127.0.0.1:0", "--ca-dir", openKey}, failure, []string{filepath.Join(openKey, "ca-key.pem"), "chmod 600"}},
-		{"ca export with a CA key readable by others", []string{"ca", "export", "--ca-dir", openKey}, failure, []string{"chmod 600"}},
 		{"garbage CA certificate", []string{"--listen", "127.0.0.1:0", "--ca-dir", garbage}, failure, []string{garbage, "certificate"}},
 		{"missing config file", []string{"--config", missing}, failure, []string{missing}},
-		{"unknown field in the config file", []string{"--config", unknownField, "--listen", "127.0.0.1:0"}, failure, []string{unknownField, "listen_addr", "line 2"}},
+		{"unknown field in the config file", []string{"--config", unknownField, "--listen", "127.0.0.1:0"}, usage, []string{unknownField + ":2: ", "listen_addr", "known: listen, "}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -729,6 +743,21 @@ func TestCLIErrors(t *testing.T) {
 	if info, err := os.Stat(filepath.Join(openKey, "ca-key.pem")); err != nil || info.Mode().Perm() != 0o644 {
 		t.Errorf("the refused CA key changed: %v, %v", info, err)
 	}
+	if _, err := os.Stat(typoDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ca export created %s (%v): export must never create a CA", typoDir, err)
+	}
+
+	t.Run("ca export with a CA key readable by others", func(t *testing.T) {
+		// The certificate is public: it is exported, and the key gets a warning.
+		code, stdout, stderr := runCmd(t, "ca", "export", "--ca-dir", openKey)
+		if code != 0 || stdout != string(must(os.ReadFile(filepath.Join(openKey, "ca.pem")))) {
+			t.Errorf("exit %d, stdout %q; want 0 and the certificate; stderr:\n%s", code, stdout, stderr)
+		}
+		oneLine(t, "stderr", stderr)
+		if !strings.Contains(stderr, "warning") || !strings.Contains(stderr, "chmod 600 "+filepath.Join(openKey, "ca-key.pem")) {
+			t.Errorf("no warning about the key naming chmod 600:\n%s", stderr)
+		}
+	})
 
 	t.Run("remote listen with --allow-remote", func(t *testing.T) {
 		r := startRun(t, "--listen", "0.0.0.0:0", "--allow-remote")
@@ -741,6 +770,12 @@ func TestCLIErrors(t *testing.T) {
 		}
 		if strings.Contains(r.stderr.String(), "not a loopback address") {
 			t.Errorf("--allow-remote was given, yet the loopback error appeared:\n%s", r.stderr)
+		}
+		// The banner names addresses a browser can connect to, not 0.0.0.0 or [::].
+		_, browser, _ := strings.Cut(r.stderr.String(), "set the HTTP and HTTPS proxy to ")
+		browser, _, _ = strings.Cut(browser, "\n")
+		if !strings.HasPrefix(browser, "127.0.0.1:"+port+" ") || strings.Contains(browser, "0.0.0.0") || strings.Contains(browser, "[::]") {
+			t.Errorf("the banner says to set the proxy to %q; want 127.0.0.1:%s and this machine's addresses", browser, port)
 		}
 	})
 }
@@ -793,8 +828,8 @@ quiet: true
 		})
 		checkClose(t, evs, id, 1000, "ok", "client")
 		stderr := r.stderr.String()
-		if terminalLine.MatchString(stderr) {
-			t.Errorf("quiet: true in the file, yet connections were printed:\n%s", stderr)
+		if terminalLine.MatchString(stderr + r.stdout.String()) {
+			t.Errorf("quiet: true in the file, yet connections were printed:\n%s%s", r.stdout, stderr)
 		}
 		for _, w := range []string{"hooks:   replace → replace", "log:     " + log1} {
 			if !strings.Contains(stderr, w) {
@@ -835,9 +870,9 @@ quiet: true
 			ctrl("s2c", "close", websocket.FormatCloseMessage(4000, "")),
 		})
 		checkClose(t, evs, id, 4000, "flags", "client")
-		stderr := r.stderr.String()
-		if !strings.Contains(stderr, " open  "+u+"\n") || !terminalLine.MatchString(stderr) {
-			t.Errorf("--quiet=false overrides quiet: true, yet the connection was not printed:\n%s", stderr)
+		stderr, view := r.stderr.String(), r.stdout.String()
+		if !strings.Contains(view, " open  "+u+"\n") || !terminalLine.MatchString(view) {
+			t.Errorf("--quiet=false overrides quiet: true, yet the connection was not printed on stdout:\n%s", view)
 		}
 		if !strings.Contains(stderr, "hooks:   replace\n") {
 			t.Errorf("want only the --hook replace in the chain:\n%s", stderr)
@@ -905,7 +940,7 @@ func TestPluginsAndVersion(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Errorf("wstap help: exit %d, stderr %q", code, errOut)
 	}
-	for _, w := range []string{"wstap ca export", "wstap ca path", "wstap plugins", "wstap version", "wstap [proxy]"} {
+	for _, w := range []string{"wstap ca export", "wstap ca path", "wstap plugins", "wstap version", "wstap [proxy]", "wstap sniff", "wstap help"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("wstap help lacks %q:\n%s", w, out)
 		}
@@ -913,17 +948,21 @@ func TestPluginsAndVersion(t *testing.T) {
 
 	for _, args := range [][]string{{"--help"}, {"proxy", "-h"}} {
 		code, out, errOut = runCmd(t, args...)
-		if code != 0 || out != "" {
-			t.Errorf("wstap %q: exit %d, stdout %q; want 0 and the flags on stderr", args, code, out)
+		if code != 0 || errOut != "" {
+			t.Errorf("wstap %q: exit %d, stderr %q; want 0 and the flags on stdout", args, code, errOut)
 		}
-		for _, w := range []string{"-listen", `"127.0.0.1:8080"`, "-hook", "-log", "-config", "-allow-remote", "-upstream-insecure", "-max-message", "-hook-errors"} {
-			if !strings.Contains(errOut, w) {
-				t.Errorf("wstap %q does not document %s:\n%s", args, w, errOut)
+		for _, w := range []string{"-listen", `"127.0.0.1:8080"`, "-hook", "-log", "-config", "-allow-remote", "-upstream-insecure", "-max-message", "-hook-errors", "-show", "-v"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("wstap %q does not document %s:\n%s", args, w, out)
 			}
 		}
 	}
 
-	// ca export --der writes the same certificate as ca.pem, in DER.
+	// ca export --der writes the same certificate as ca.pem, in DER (ca path
+	// creates the CA; export never does).
+	if code, _, errOut := runCmd(t, "ca", "path"); code != 0 {
+		t.Fatalf("wstap ca path: exit %d: %s", code, errOut)
+	}
 	code, pemOut, errOut := runCmd(t, "ca", "export")
 	if code != 0 {
 		t.Fatalf("wstap ca export: exit %d: %s", code, errOut)

@@ -149,6 +149,7 @@ type exScenario struct {
 // exResult is what a scenario's processes printed and logged.
 type exResult struct {
 	chat, client, wstap string // chat server stdout, client stdout, wstap stderr
+	view                string // wstap stdout: the terminal view
 	clientCode          int
 	events              []map[string]any
 }
@@ -181,7 +182,7 @@ func (e *exEnv) run(t *testing.T, s exScenario) exResult {
 		t.Errorf("%s exited with %d after SIGINT, want 0; stderr:\n%s", s.bin, code, w.stderr)
 	}
 	chat.interrupt(t)
-	r.chat, r.wstap = chat.stdout.String()+chat.stderr.String(), w.stderr.String()
+	r.chat, r.wstap, r.view = chat.stdout.String()+chat.stderr.String(), w.stderr.String(), w.stdout.String()
 
 	data, err := os.ReadFile(logFile)
 	if err != nil {
@@ -198,7 +199,7 @@ func (e *exEnv) run(t *testing.T, s exScenario) exResult {
 		r.events = append(r.events, ev)
 	}
 	if t.Failed() || r.clientCode != 0 {
-		t.Logf("client:\n%s\nchat server:\n%s\nwstap stderr:\n%s\nevent log:\n%s", r.client, r.chat, r.wstap, data)
+		t.Logf("client:\n%s\nchat server:\n%s\nwstap stderr:\n%s\nwstap stdout:\n%s\nevent log:\n%s", r.client, r.chat, r.wstap, r.view, data)
 	}
 	if r.clientCode != 0 {
 		t.Fatalf("the chat client exited with %d", r.clientCode)
@@ -305,8 +306,8 @@ func TestExamplesChat(t *testing.T) {
 					t.Errorf("the warning does not name the plugin %s and the connection c1: %s", st.plugin, warnings[0])
 				}
 				// The terminal shows the plaintext, flagged '+' (decoded).
-				if !strings.Contains(r.wstap, "+ "+hello+"\n") {
-					t.Errorf("wstap's terminal view does not show the decoded message %s:\n%s", hello, r.wstap)
+				if !strings.Contains(r.view, "+ "+hello+"\n") {
+					t.Errorf("wstap's terminal view (stdout) does not show the decoded message %s:\n%s", hello, r.view)
 				}
 				if !strings.Contains(r.wstap, "hooks:   "+st.plugin+"\n") {
 					t.Errorf("wstap's startup block does not list the hook %s:\n%s", st.plugin, r.wstap)
@@ -333,8 +334,8 @@ func TestExamplesChat(t *testing.T) {
 				}
 				checkDecoded(t, c2s[0], chatcrypto.DemoKey, goodbye, true)
 				checkDecoded(t, s2c[0], chatcrypto.DemoKey, goodbye, false)
-				if !strings.Contains(r.wstap, "M+ "+goodbye+"\n") {
-					t.Errorf("wstap's terminal view does not show the rewritten message flagged M+:\n%s", r.wstap)
+				if !strings.Contains(r.view, "M+ "+goodbye+"\n") {
+					t.Errorf("wstap's terminal view (stdout) does not show the rewritten message flagged M+:\n%s", r.view)
 				}
 			})
 

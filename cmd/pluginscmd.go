@@ -8,8 +8,17 @@ import (
 	"github.com/wstap/wstap/plugins"
 )
 
+// pluginsHelp is the help of wstap plugins.
+const pluginsHelp = `Usage: wstap plugins
+
+Lists the built-in plugins, their options and defaults, for --hook NAME[:key=value,...]
+(or a config file's hooks). Codecs decode for the hooks after them; hooks rewrite,
+drop (drop, filter) or inject messages, which changes the traffic; scope limits the
+hooks after it to some URLs. To narrow only what the terminal shows, use --show.
+`
+
 func runPlugins(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("wstap plugins", stderr)
+	fs := newFlagSet("wstap plugins", pluginsHelp, stdout)
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
@@ -26,5 +35,6 @@ func runPlugins(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "\nUse: --hook NAME[:key=value,...]; quote values holding ',' or '=': match='a,b'.")
+	fmt.Fprintln(stdout, "Hooks change the traffic (filter and drop keep messages from their peer); --show 'dir=s2c,match=…' only narrows the view.")
 	return exitOK
 }

@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,29 +24,43 @@ type stringsFlag []string
 func (s *stringsFlag) String() string     { return strings.Join(*s, " ") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
-func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("wstap proxy", stderr)
+// proxyHelp is the proxy's --help, before its flags.
+const proxyHelp = `Usage: wstap [proxy] [flags]
+
+Runs the intercepting proxy: set --listen as the browser's HTTP and HTTPS proxy and
+trust wstap's CA (wstap ca export). Every WebSocket message is shown on stdout, one
+line each. Hooks (--hook; wstap plugins lists them) decode, rewrite, drop or inject
+messages: the filter and drop hooks change the traffic. To narrow only what the view
+shows, use --show, e.g. --show 'dir=s2c,match=error'.
+`
+
+// runProxy runs the proxy. help is printed first on --help (the overview of every
+// command, when the proxy is run as plain "wstap").
+func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help string) int {
+	fs := newFlagSet("wstap proxy", help+proxyHelp, stdout)
 	var c config
-	var hooks stringsFlag
+	var hooks, show stringsFlag
 	var configPath string
 	var verbose bool
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	fs.StringVar(&c.CADir, "ca-dir", "", "CA directory (default $"+certs.DirEnv+" or the user config dir)")
 	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order")
-	fs.StringVar(&c.Log, "log", "", "write the JSONL event log to `FILE` (- for stdout)")
+	fs.Var(&show, "show", "show only the view's events matching `RULE`: dir=, opcode=, match=REGEXP, url=GLOB, conn=ID, joined by commas; repeat for any of several (the traffic is not changed)")
+	fs.StringVar(&c.Log, "log", "", "write the JSONL event log to `FILE` (- for stdout; the view then goes to stderr)")
 	fs.StringVar(&configPath, "config", "", "read settings from a YAML `FILE`; flags override it")
 	fs.BoolVar(&c.UpstreamInsecure, "upstream-insecure", false, "do not verify upstream TLS certificates")
 	fs.StringVar(&c.UpstreamProxy, "upstream-proxy", "", "send upstream traffic through the HTTP proxy at `URL`")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow listening on a non-loopback address")
-	fs.StringVar(&c.MaxHookMessage, "max-hook-message", "16MiB", "largest message passed to hooks; larger ones stream through")
+	fs.StringVar(&c.MaxHookMessage, "max-hook-message", "16MiB", "largest message passed to hooks; larger ones stream through (at most --max-message)")
 	fs.StringVar(&c.MaxMessage, "max-message", "1GiB", "largest message relayed; larger ones close the connection with 1009")
 	fs.StringVar(&c.HookErrors, "hook-errors", "pass", "when a hook fails: pass (the message goes on unmodified) or close (1011)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "do not print connections and messages on the terminal")
 	fs.BoolVar(&c.EveryControl, "every-control", false, "log every ping and pong (by default, past 5 a second per direction, they are counted)")
-	fs.BoolVar(&verbose, "v", false, "verbose logs")
+	fs.BoolVar(&verbose, "v", false, "verbose logs: also one line per proxied HTTP request")
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
+	c.Show = show
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "wstap: "+format+"\n", args...)
 		return exitError
@@ -59,20 +72,25 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if configPath != "" {
 		fileCfg, err := loadConfig(configPath)
-		if err != nil {
-			return fail("config: %v", err)
+		var ce *configError
+		switch {
+		case errors.As(err, &ce):
+			return badValue("%v", err)
+		case err != nil:
+			return fail("--config: %v", err)
 		}
 		c = merge(fs, fileCfg, c)
 	}
+	hookWhere := "" // the hooks' errors name their file and line
 	if len(hooks) > 0 {
+		hookWhere = "--hook: "
 		c.Hooks = nil
 		for _, h := range hooks {
 			s, err := plugins.ParseSpec(h)
 			if err != nil {
-				fmt.Fprintf(stderr, "wstap: --hook: %v\n", err)
-				return exitUsage
+				return badValue("--hook: %v", err)
 			}
-			c.Hooks = append(c.Hooks, hookSpec{s})
+			c.Hooks = append(c.Hooks, s)
 		}
 	}
 
@@ -87,16 +105,21 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		pcfg.ControlBurst = 0
 	}
 	var err error
-	if pcfg.MaxHookMessage, err = parseSize("max-hook-message", c.MaxHookMessage); err != nil {
+	if pcfg.MaxHookMessage, err = parseSize(c.where("max-hook-message"), c.MaxHookMessage); err != nil {
 		return badValue("%v", err)
 	}
-	if pcfg.MaxMessage, err = parseSize("max-message", c.MaxMessage); err != nil {
+	if pcfg.MaxMessage, err = parseSize(c.where("max-message"), c.MaxMessage); err != nil {
+		return badValue("%v", err)
+	}
+	if pcfg.MaxHookMessage, err = hookLimit(pcfg.MaxHookMessage, pcfg.MaxMessage,
+		c.origin["max-hook-message"] != "" || flagGiven(fs, "max-hook-message"),
+		c.where("max-hook-message")+" "+c.MaxHookMessage, c.where("max-message")+" "+c.MaxMessage); err != nil {
 		return badValue("%v", err)
 	}
 	if c.UpstreamProxy != "" {
 		u, err := url.Parse(c.UpstreamProxy)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return badValue("--upstream-proxy %q: want a URL such as http://host:3128", c.UpstreamProxy)
+			return badValue("%s %q: want a URL such as http://host:3128", c.where("upstream-proxy"), c.UpstreamProxy)
 		}
 		pcfg.UpstreamProxy = u
 	}
@@ -106,18 +129,25 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "close":
 		policy = plugins.FailClose
 	default:
-		return badValue("--hook-errors %q: want pass or close", c.HookErrors)
+		return badValue("%s %q: want pass or close", c.where("hook-errors"), c.HookErrors)
 	}
-	chain, err := load.Chain(specsOf(c.Hooks), load.Options{Policy: policy, Logger: logger})
+	rules, err := parseShowRules(c.Show)
 	if err != nil {
-		return badValue("--hook: %v", err)
+		return badValue("%s %v", c.where("show"), err)
+	}
+	if len(rules) > 0 && c.Quiet {
+		return badValue("--show narrows the terminal view, which --quiet turns off; drop one of them")
+	}
+	if err := checkListen(c.where("listen"), c.Listen, c.AllowRemote); err != nil {
+		return badValue("%v", err)
+	}
+	chain, err := load.Chain(c.Hooks, load.Options{Policy: policy, Logger: logger})
+	if err != nil {
+		return badValue("%s%v", hookWhere, err)
 	}
 	defer chain.Close()
 	names := chain.Names()
 	pcfg.Chain = chain
-	if err := checkListen(c.Listen, c.AllowRemote); err != nil {
-		return badValue("%v", err)
-	}
 	ca, err := loadCA(c.CADir, stderr)
 	if err != nil {
 		return fail("CA: %v", err)
@@ -148,9 +178,15 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}()
 	}
 	if !c.Quiet {
-		term := eventlog.NewTerminal(stderr, eventlog.Live)
+		// The view is the command's output, on stdout as tcpdump's; --log - takes
+		// stdout for the JSON lines, and then the view goes to stderr.
+		viewOut := stdout
+		if c.Log == "-" {
+			viewOut = stderr
+		}
+		term := eventlog.NewTerminal(viewOut, eventlog.Live)
 		defer term.Close()
-		observers = append(observers, term)
+		observers = append(observers, newShowView(term, rules))
 	}
 	pcfg.Observer = observers
 
@@ -167,7 +203,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	addr := ln.Addr().String()
 	fmt.Fprintf(stderr, "wstap %s: proxy listening on %s\n", version(), addr)
-	fmt.Fprintf(stderr, "  browser: set the HTTP and HTTPS proxy to %s\n", addr)
+	fmt.Fprintf(stderr, "  browser: set the HTTP and HTTPS proxy to %s\n", browserAddrs(c.Listen, addr))
 	fmt.Fprintf(stderr, "  CA:      %s; trust it in the browser: wstap ca export --out wstap-ca.pem\n", ca.CertPath())
 	if len(names) > 0 {
 		fmt.Fprintf(stderr, "  hooks:   %s\n", strings.Join(names, " → "))
@@ -181,76 +217,60 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return exitOK
 }
 
-// merge overlays the flags set on the command line (set) over the file's settings.
-func merge(fs *flag.FlagSet, file, set config) config {
-	out := file
-	if out.Listen == "" {
-		out.Listen = set.Listen
-	}
-	if out.MaxHookMessage == "" {
-		out.MaxHookMessage = set.MaxHookMessage
-	}
-	if out.MaxMessage == "" {
-		out.MaxMessage = set.MaxMessage
-	}
-	if out.HookErrors == "" {
-		out.HookErrors = set.HookErrors
-	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "listen":
-			out.Listen = set.Listen
-		case "ca-dir":
-			out.CADir = set.CADir
-		case "log":
-			out.Log = set.Log
-		case "upstream-insecure":
-			out.UpstreamInsecure = set.UpstreamInsecure
-		case "upstream-proxy":
-			out.UpstreamProxy = set.UpstreamProxy
-		case "allow-remote":
-			out.AllowRemote = set.AllowRemote
-		case "max-hook-message":
-			out.MaxHookMessage = set.MaxHookMessage
-		case "max-message":
-			out.MaxMessage = set.MaxMessage
-		case "hook-errors":
-			out.HookErrors = set.HookErrors
-		case "quiet":
-			out.Quiet = set.Quiet
-		case "every-control":
-			out.EveryControl = set.EveryControl
-		}
-	})
-	return out
-}
-
-// checkListen refuses a non-loopback address unless allowRemote.
-func checkListen(addr string, allowRemote bool) error {
-	host, _, err := net.SplitHostPort(addr)
+// checkListen checks the --listen address (where names it for errors) and refuses
+// a non-loopback one unless allowRemote.
+func checkListen(where, addr string, allowRemote bool) error {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--listen %q: want HOST:PORT such as 127.0.0.1:8080", addr)
+		return fmt.Errorf("%s %q: want HOST:PORT such as 127.0.0.1:8080", where, addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%s %q: the port must be 0-65535 (0 picks a free one)", where, addr)
 	}
 	if allowRemote {
 		return nil
 	}
 	ips, err := net.LookupIP(host)
 	if host == "" || err != nil || len(ips) == 0 {
-		return fmt.Errorf("--listen %q: not a loopback address; add --allow-remote to accept other machines (anyone who reaches the port can use the proxy)", addr)
+		return fmt.Errorf("%s %q: not a loopback address; add --allow-remote to accept other machines (anyone who reaches the port can use the proxy)", where, addr)
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("--listen %q: %s is not a loopback address; add --allow-remote to accept other machines (anyone who reaches the port can use the proxy)", addr, ip)
+			return fmt.Errorf("%s %q: %s is not a loopback address; add --allow-remote to accept other machines (anyone who reaches the port can use the proxy)", where, addr, ip)
 		}
 	}
 	return nil
 }
 
-// specsOf returns the plugin specs of the config's hooks.
-func specsOf(hooks []hookSpec) []plugins.Spec {
-	specs := make([]plugins.Spec, len(hooks))
-	for i, h := range hooks {
-		specs[i] = h.Spec
+// browserAddrs says which addresses a browser can set as its proxy, for a
+// listener asked for on listen and bound to bound: bound itself, or for an
+// unspecified address (0.0.0.0, ::), which no browser can connect to, the
+// loopback address and this machine's other addresses (IPv4 only for 0.0.0.0).
+func browserAddrs(listen, bound string) string {
+	host, port, err := net.SplitHostPort(bound)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsUnspecified() {
+		return bound
 	}
-	return specs
+	reqHost, _, _ := net.SplitHostPort(listen)
+	v4only := net.ParseIP(reqHost).To4() != nil
+	var v4, v6 []string
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsMulticast() || ipn.IP.IsUnspecified() {
+				continue
+			}
+			switch hp := net.JoinHostPort(ipn.IP.String(), port); {
+			case ipn.IP.To4() != nil:
+				v4 = append(v4, hp)
+			case !v4only:
+				v6 = append(v6, hp)
+			}
+		}
+	}
+	s := net.JoinHostPort("127.0.0.1", port) + " on this machine"
+	if others := append(v4, v6...); len(others) > 0 {
+		s += ", or from other machines to " + strings.Join(others, " or ")
+	}
+	return s
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,8 +80,11 @@ func TestReadmeCommands(t *testing.T) {
 	ran := 0
 	for _, block := range readmeBlocks(t, "sh") {
 		for _, line := range strings.Split(block, "\n") {
-			line, _, _ = strings.Cut(line, "#")
-			args := shellWords(t, line)
+			line, comment, _ := strings.Cut(line, "#")
+			line, pipe, piped := strings.Cut(line, " | ")
+			args := slices.DeleteFunc(shellWords(t, line), func(w string) bool {
+				return strings.HasPrefix(w, "2>") || strings.HasPrefix(w, ">") // redirections
+			})
 			if len(args) < 3 || args[0] != "go" || args[1] != "run" || args[2] != "./cmd/wstap" {
 				continue
 			}
@@ -88,6 +93,27 @@ func TestReadmeCommands(t *testing.T) {
 				// A capture shipped in the repository: read it for real (README paths
 				// are relative to the repository root; tests run in cmd/).
 				args[2] = filepath.Join("..", args[2])
+				if piped {
+					// "… | grep -c WORD   # N": the view on stdout has N lines with WORD.
+					grep := shellWords(t, pipe)
+					want, err := strconv.Atoi(strings.TrimSpace(comment))
+					if len(grep) != 3 || grep[0] != "grep" || grep[1] != "-c" || err != nil {
+						t.Fatalf("README command %q: want '| grep -c WORD   # COUNT'", line+" | "+pipe)
+					}
+					var stdout, stderr bytes.Buffer
+					code := Run(context.Background(), args, &stdout, &stderr)
+					n := 0
+					for _, l := range strings.Split(stdout.String(), "\n") {
+						if strings.Contains(l, grep[2]) {
+							n++
+						}
+					}
+					if code != 0 || n != want {
+						t.Errorf("README command %q: exit %d, %d lines of stdout with %q, the README says %d:\n%s", line, code, n, grep[2], want, stderr.String())
+					}
+					ran++
+					continue
+				}
 				var stderr bytes.Buffer
 				if code := Run(context.Background(), append(args, "--log", filepath.Join(t.TempDir(), "events.jsonl")), &bytes.Buffer{}, &stderr); code != 0 {
 					t.Errorf("README command %q exits %d:\n%s", line, code, stderr.String())
@@ -101,7 +127,11 @@ func TestReadmeCommands(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			var stderr bytes.Buffer
-			if code := Run(ctx, append(args, "--listen", "127.0.0.1:0", "--quiet"), &bytes.Buffer{}, &stderr); code != 0 {
+			extra := []string{"--listen", "127.0.0.1:0"}
+			if !slices.Contains(args, "--show") {
+				extra = append(extra, "--quiet")
+			}
+			if code := Run(ctx, append(args, extra...), &bytes.Buffer{}, &stderr); code != 0 {
 				t.Errorf("README command %q exits %d:\n%s", line, code, stderr.String())
 			}
 			ran++
@@ -127,7 +157,7 @@ func TestReadmeConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("README config: %v\n%s", err, b)
 		}
-		chain, err := load.Chain(specsOf(c.Hooks), load.Options{})
+		chain, err := load.Chain(c.Hooks, load.Options{})
 		if err != nil {
 			t.Fatalf("README config hooks: %v", err)
 		}
@@ -183,6 +213,131 @@ func TestReadmeEventLog(t *testing.T) {
 			if !bytes.Contains(readme, []byte("`"+k+"`")) {
 				t.Errorf("README does not document the %s field `%s`", kind, k)
 			}
+		}
+	}
+}
+
+// readmeSection returns the part of README.md from the heading title to the next
+// heading of the same or a higher level.
+func readmeSection(t *testing.T, readme, title string) string {
+	t.Helper()
+	i := strings.Index(readme, "\n"+title+"\n")
+	if i < 0 {
+		t.Fatalf("README has no section %q", title)
+	}
+	level := title[:strings.IndexByte(title, ' ')+1] // "## "
+	rest := readme[i+len(title)+2:]
+	for j := 0; j < len(rest); {
+		k := strings.Index(rest[j:], "\n#")
+		if k < 0 {
+			break
+		}
+		j += k + 1
+		h := rest[j:]
+		if n := strings.IndexByte(h, ' '); n > 0 && n+1 <= len(level) && strings.Trim(h[:n], "#") == "" {
+			return rest[:j]
+		}
+	}
+	return rest
+}
+
+// TestReadmeFlags: every flag of the proxy and of sniff, as their --help lists them,
+// has a row in its command's flag table in README.md.
+func TestReadmeFlags(t *testing.T) {
+	readme := readText(t, "../README.md")
+	for _, c := range []struct {
+		args    []string
+		section string
+	}{
+		{[]string{"proxy", "--help"}, "### Flags"},
+		{[]string{"sniff", "--help"}, "## Sniffing captures: `wstap sniff`"},
+	} {
+		var help bytes.Buffer
+		if code := Run(context.Background(), c.args, &help, &bytes.Buffer{}); code != 0 {
+			t.Fatalf("wstap %q: exit %d", c.args, code)
+		}
+		section := readmeSection(t, readme, c.section)
+		flags := regexp.MustCompile(`(?m)^  -(\S+)`).FindAllStringSubmatch(help.String(), -1)
+		if len(flags) < 10 {
+			t.Fatalf("wstap %q lists %d flags:\n%s", c.args, len(flags), help.String())
+		}
+		for _, f := range flags {
+			dash := "--"
+			if len(f[1]) == 1 {
+				dash = "-"
+			}
+			if !strings.Contains(section, "\n| `"+dash+f[1]+"`") && !strings.Contains(section, "\n| `"+dash+f[1]+" ") {
+				t.Errorf("README's %s table has no row for %s%s", c.section, dash, f[1])
+			}
+		}
+	}
+}
+
+// TestDocsLinks: the documents name only Markdown files that exist (relative to
+// themselves or to the repository root).
+func TestDocsLinks(t *testing.T) {
+	mdName := regexp.MustCompile(`[\w./-]+\.md\b`)
+	for _, doc := range []string{"../README.md", "../docs/plugins.md", "../sniff/testdata/README.md"} {
+		for _, name := range mdName.FindAllString(readText(t, doc), -1) {
+			if !fileExists(filepath.Join(filepath.Dir(doc), name)) && !fileExists(filepath.Join("..", name)) {
+				t.Errorf("%s refers to %s, which the repository does not have", doc, name)
+			}
+		}
+	}
+}
+
+// readText returns the content of the file at path.
+func readText(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// TestTutorialFilesIgnored: the files that following README.md and the plugins
+// tutorial creates in the repository root (binaries, logs, the exported CA, a
+// capture) are ignored by git, so they are not left untracked.
+func TestTutorialFilesIgnored(t *testing.T) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("no git")
+	}
+	if !fileExists("../.git") {
+		t.Skip("not a git checkout")
+	}
+	created := regexp.MustCompile(`(?:-o|--out|--log|-w) ([a-z0-9][\w.-]*)`) // not placeholders such as FILE
+	var files []string
+	for _, doc := range []string{"../README.md", "../docs/plugins.md"} {
+		for _, block := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(readText(t, doc), -1) {
+			for _, line := range strings.Split(block[1], "\n") {
+				if strings.HasPrefix(line, "tshark ") { // -o is an option there
+					continue
+				}
+				for _, m := range created.FindAllStringSubmatch(line, -1) {
+					if !slices.Contains(files, m[1]) {
+						files = append(files, m[1])
+					}
+				}
+			}
+		}
+	}
+	for _, want := range []string{"wstap", "wstap-chat", "events.jsonl", "wstap-ca.pem"} {
+		if !slices.Contains(files, want) {
+			t.Fatalf("found %v in the documents, not %s: the pattern is out of date", files, want)
+		}
+	}
+	for _, f := range files {
+		c := exec.Command(git, "check-ignore", "-q", "--no-index", f)
+		c.Dir = ".."
+		if err := c.Run(); err != nil {
+			t.Errorf("%s (created by the documents' commands) is not ignored by .gitignore: %v", f, err)
 		}
 	}
 }

@@ -273,16 +273,16 @@ func TestHookLimitVisible(t *testing.T) {
 	}
 	send(t, c, websocket.TextMessage, []byte("x"), []byte("y"))
 	closeWith(t, c, websocket.CloseNormalClosure, "")
-	if !wstest.Poll(5*time.Second, func() bool { return strings.Contains(r.stderr.String(), " close ") }) {
-		t.Fatalf("no close line:\n%s", r.stderr)
+	if !wstest.Poll(5*time.Second, func() bool { return strings.Contains(r.stdout.String(), " close ") }) {
+		t.Fatalf("no close line on stdout:\n%s", r.stdout)
 	}
 	r.stop(t)
-	stderr := r.stderr.String()
+	stderr, view := r.stderr.String(), r.stdout.String()
 	if n := strings.Count(stderr, "above the hook limit"); n != 1 || !strings.Contains(stderr, "--max-hook-message") {
-		t.Errorf("%d warnings about the hook limit, want 1 naming --max-hook-message:\n%s", n, stderr)
+		t.Errorf("%d warnings about the hook limit on stderr, want 1 naming --max-hook-message:\n%s", n, stderr)
 	}
-	if n := regexp.MustCompile(`→ text +4096 L `).FindAllStringIndex(stderr, -1); len(n) != 3 {
-		t.Errorf("%d terminal lines flag the large messages with L, want 3:\n%s", len(n), stderr)
+	if n := regexp.MustCompile(`→ text +4096 L `).FindAllStringIndex(view, -1); len(n) != 3 {
+		t.Errorf("%d terminal lines on stdout flag the large messages with L, want 3:\n%s", len(n), view)
 	}
 }
 

@@ -250,7 +250,9 @@ func TestSniffErrors(t *testing.T) {
 		want []string
 	}{
 		{"no such interface", []string{"sniff", "-i", "nosuch0"}, exitError, []string{"-i nosuch0", "nosuch0"}},
-		{"bad filter", []string{"sniff", "-r", plainCapture, "--filter", "tcp prt 9101"}, exitError, []string{"--filter", "prt"}},
+		{"bad filter", []string{"sniff", "-r", plainCapture, "--filter", "tcp prt 9101"}, exitUsage, []string{"--filter", "prt", "wstap sniff --help"}},
+		{"byte offset in the filter", []string{"sniff", "-r", plainCapture, "--filter", "tcp[13]&2!=0"}, exitUsage, []string{"--filter", "tcp[13]", "not supported"}},
+		{"bad filter on a live capture", []string{"sniff", "-i", "lo", "--filter", "tcp & udp"}, exitUsage, []string{"--filter", "bitwise", `"and" or "&&"`}},
 	}...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

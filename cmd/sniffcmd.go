@@ -91,23 +91,48 @@ func (p *portsFlag) Set(v string) error {
 	return nil
 }
 
+// sniffHelp is sniff's --help, before its flags.
+const sniffHelp = `Usage: wstap sniff (-r FILE.pcap[ng] | -i IFACE) [flags]
+
+Finds the WebSocket connections in a capture file or on a live interface and shows
+their messages on stdout, one line each (--log writes them as JSON lines; --show
+narrows the view); the summary, warnings and logs go to stderr. A capture cannot be
+changed: hooks run as a dry run, and the log says what they would change.
+
+--filter takes a subset of tcpdump's syntax (pcap-filter(7)):
+  host ADDR, net ADDR/LEN, port N, portrange LO-HI
+              optionally after src, dst, "src or dst" or "src and dst", and after
+              a protocol: ip, ip6 or arp for host and net, tcp, udp or sctp for
+              port and portrange (tcp port 8000, src host 10.0.0.5)
+  ip, ip6, tcp, udp, sctp, icmp, icmp6, arp
+              alone: the protocol
+  and (&&), or (||), not (!), ( )
+              "and" and "or" have equal precedence, left to right: use parentheses
+  port 80 or 443
+              a bare value repeats the qualifiers before it
+Addresses are literals (names are not resolved) and ports numbers; byte offsets
+(tcp[13]), bit masks (&), len, ether and vlan are not supported. With -r, --filter
+needs an Ethernet capture.
+`
+
 func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("wstap sniff", stderr)
+	fs := newFlagSet("wstap sniff", sniffHelp, stdout)
 	var file, iface, filter, logPath, maxMessage, maxHook string
 	var ports portsFlag
-	var hooks stringsFlag
+	var hooks, show stringsFlag
 	var view, quiet, verbose, everyControl bool
 	fs.StringVar(&file, "r", "", "read packets from a pcap or pcapng `FILE`")
 	fs.StringVar(&iface, "i", "", "capture packets live on interface `IFACE`")
-	fs.StringVar(&filter, "filter", "", "only packets matching the tcpdump filter `EXPR`")
+	fs.StringVar(&filter, "filter", "", "only packets matching the tcpdump filter `EXPR` (the subset above)")
 	fs.Var(&ports, "ws-port", "treat TCP `PORT` as WebSocket even without a handshake in the capture; repeatable")
 	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order (a dry run: what they would change is logged)")
-	fs.StringVar(&logPath, "log", "", "write the JSONL event log to `FILE` (- for stdout)")
-	fs.BoolVar(&view, "view", false, "print every event on the terminal (the default without --log)")
-	fs.BoolVar(&quiet, "quiet", false, "print no events on the terminal, only the summary")
+	fs.Var(&show, "show", "show only the view's events matching `RULE`: dir=, opcode=, match=REGEXP, url=GLOB, conn=ID, joined by commas; repeat for any of several (implies --view)")
+	fs.StringVar(&logPath, "log", "", "write the JSONL event log to `FILE` (- for stdout; the view then goes to stderr)")
+	fs.BoolVar(&view, "view", false, "print every event on stdout (the default without --log)")
+	fs.BoolVar(&quiet, "quiet", false, "print no events, only the summary")
 	fs.BoolVar(&everyControl, "every-control", false, "log every ping and pong (by default, past 5 a second of capture time per direction, they are counted)")
 	fs.StringVar(&maxMessage, "max-message", "64MiB", "largest message decoded; larger ones are skipped and reported")
-	fs.StringVar(&maxHook, "max-hook-message", "16MiB", "largest message passed to hooks and logged whole")
+	fs.StringVar(&maxHook, "max-hook-message", "16MiB", "largest message passed to hooks and logged whole (at most --max-message)")
 	fs.BoolVar(&verbose, "v", false, "verbose logs")
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
@@ -126,6 +151,23 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case file != "" && iface != "":
 		return usageErr("-r and -i exclude each other")
 	}
+	if filter != "" {
+		// Compiled here too, so that a wrong expression is a usage error before
+		// anything is opened.
+		if _, err := capture.Compile(filter, 0); err != nil {
+			return usageErr("--filter: %v; run 'wstap sniff --help' for the syntax", err)
+		}
+	}
+	rules, err := parseShowRules(show)
+	if err != nil {
+		return usageErr("--show %v", err)
+	}
+	if len(rules) > 0 {
+		if quiet {
+			return usageErr("--show narrows the terminal view, which --quiet turns off; drop one of them")
+		}
+		view = true
+	}
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
@@ -136,23 +178,27 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if everyControl {
 		cfg.ControlBurst = 0
 	}
-	maxMsg, err := parseSize("max-message", maxMessage)
+	maxMsg, err := parseSize("--max-message", maxMessage)
 	if err != nil {
 		return usageErr("%v", err)
 	}
 	cfg.Limits = wsframe.Limits{MaxMessageSize: maxMsg}
-	if cfg.MaxHookMessage, err = parseSize("max-hook-message", maxHook); err != nil {
+	if cfg.MaxHookMessage, err = parseSize("--max-hook-message", maxHook); err != nil {
 		return usageErr("%v", err)
 	}
-	var specs []hookSpec
+	if cfg.MaxHookMessage, err = hookLimit(cfg.MaxHookMessage, maxMsg, flagGiven(fs, "max-hook-message"),
+		"--max-hook-message "+maxHook, "--max-message "+maxMessage); err != nil {
+		return usageErr("%v", err)
+	}
+	var specs []plugins.Spec
 	for _, h := range hooks {
 		s, err := plugins.ParseSpec(h)
 		if err != nil {
 			return usageErr("--hook: %v", err)
 		}
-		specs = append(specs, hookSpec{s})
+		specs = append(specs, s)
 	}
-	chain, err := load.Chain(specsOf(specs), load.Options{Policy: plugins.FailOpen, Logger: logger})
+	chain, err := load.Chain(specs, load.Options{Policy: plugins.FailOpen, Logger: logger})
 	if err != nil {
 		return usageErr("--hook: %v", err)
 	}
@@ -201,9 +247,15 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	showView := !quiet && (view || logPath == "")
 	var term *eventlog.Terminal
+	// The view is the command's output, on stdout as tcpdump's; --log - takes
+	// stdout for the JSON lines, and then the view goes to stderr.
+	viewOut := stdout
+	if logPath == "-" {
+		viewOut = stderr
+	}
 	if showView {
-		term = eventlog.NewTerminal(stderr, eventlog.Block)
-		cfg.Observers = append(cfg.Observers, term)
+		term = eventlog.NewTerminal(viewOut, eventlog.Block)
+		cfg.Observers = append(cfg.Observers, newShowView(term, rules))
 	}
 	if len(names) > 0 {
 		fmt.Fprintf(stderr, "wstap sniff: hooks (read-only, a dry run): %s\n", strings.Join(names, " → "))
@@ -211,7 +263,7 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	// A progress bar for a large file when nothing else writes to the terminal.
 	stopProgress := func() {}
-	if fileSrc != nil && !showView && fileSrc.Size() > progressMin && isTerminal(stderr) {
+	if fileSrc != nil && !(showView && isTerminal(viewOut)) && fileSrc.Size() > progressMin && isTerminal(stderr) {
 		stopProgress = progress(stderr, fileSrc, file)
 	}
 
