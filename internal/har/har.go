@@ -83,7 +83,9 @@
 //
 // Checked in devtools-frontend's front_end/models/har/HARFormat.ts and Importer.ts
 // (commit 35f5a01d816a1535866303da2b6d037677ef30b2), the code behind the Network
-// panel's "Import HAR file":
+// panel's "Import HAR file", and by feeding the files this package writes to that
+// importer in the DevTools bundled with Debian's Chromium (TestChromeImporter, which
+// runs when /usr/bin/chromium is installed):
 //
 //   - log, log.creator, every entry, request, response, response.content and timings
 //     must be JSON objects: the importer throws on anything else, and the whole file
