@@ -73,9 +73,10 @@
 // ("error" frames, which are Chrome's notes and not messages, are counted and left
 // out), and no "close" event: Chrome's format has none. The connection ids are
 // "h1", "h2", … in the order of the entries, the sequence numbers count from 0 in
-// each direction, the subprotocol and extensions come from the response's
-// Sec-WebSocket-Protocol and Sec-WebSocket-Extensions, and header names are put in
-// their canonical form. Entries that are not WebSocket (neither _resourceType
+// each direction, the server is serverIPAddress with the port in connection, the
+// subprotocol and extensions come from the response's Sec-WebSocket-Protocol and
+// Sec-WebSocket-Extensions, the mode and the client are empty, and header names are
+// put in their canonical form. Entries that are not WebSocket (neither _resourceType
 // "websocket", nor _webSocketMessages, nor a ws:// or wss:// url) are counted and
 // skipped.
 //
@@ -102,7 +103,11 @@
 //     Date(time*1000)). opcode may be any number: the Messages tab names 0, 1, 2, 8, 9
 //     and 10, shows the data of opcode 1 as text, reads that of opcode 2 as base64
 //     (for its length and binary view), and shows only the name for close, ping and
-//     pong. "send" frames are shown as masked: client frames.
+//     pong (panels/network/ResourceWebSocketFrameView.ts). "send" frames are shown as
+//     masked: client frames. Chrome itself records text and binary messages only:
+//     over CDP, Chromium 156 reports no close, ping or pong frame, and its payloadData
+//     is text for opcode 1 and base64 for the others, which this package follows
+//     for every opcode.
 //   - connection is read as the server's port (setRemoteAddress(serverIPAddress,
 //     Number(connection) || 80)), where Chrome's own writer puts it; _connectionId
 //     is Chrome's socket id and is not written.
