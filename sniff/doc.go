@@ -21,8 +21,12 @@
 // buffer; retransmitted and overlapping bytes are trimmed; segments that arrive
 // early are copied and wait, within [Config.MaxBuffered] per direction and
 // [Config.MaxBufferedTotal] in all, for at most [Config.ReorderTimeout] of capture
-// time. Bytes never seen are then given up as a gap. Connections whose SYN is not
-// in the capture are followed from their first segment.
+// time. Bytes never seen are then given up as a gap. A stream starts at its SYN (or
+// where the peer's SYN-ACK says it does); without one, its first segments wait a
+// short, bounded window, because a capture that reorders packets may show the SYN
+// or the first data segment after later ones, and the stream is then followed from
+// the earliest of them: connections whose SYN is not in the capture at all are
+// followed from their first segment.
 //
 // # Gaps
 //
