@@ -22,7 +22,7 @@ type Query struct {
 	Conn    string            // a connection id; "" for all
 	Dir     plugins.Direction // 0 for both
 	Types   []string          // opcodes (text, binary, ping, pong, close) and kinds (gap, resync, undecodable, error, controls); none: all
-	Control bool              // include ping, pong and close frames, and counted pings
+	Control bool              // include ping, pong and close frames, and counted pings (Types, when set, decides alone)
 	Flags   Flags             // rows that have all of them
 	URL     string            // a glob on the connection's URL or host (* matches anything, / too)
 	Text    string            // a literal the payload or the decoded payload contains (case-insensitive)
@@ -100,7 +100,7 @@ func (m *matcher) rowMatches(s *Store, r *row) bool {
 		return false
 	}
 	control := r.kind == KindControls || r.kind == KindMessage && r.opcode.IsControl()
-	if control && !m.q.Control {
+	if control && !m.q.Control && m.types == nil { // types=ping asks for pings
 		return false
 	}
 	if m.types != nil {
@@ -372,6 +372,15 @@ func (s *Store) Messages(q Query, offset, limit int) (total int, rows []Row) {
 		rows = append(rows, s.view(int(id)))
 	}
 	return total, rows
+}
+
+// Index returns the position, among the rows q selects, of the first row whose
+// id is id or later (how many q selects when none is): where a list filtered by q
+// shows row id, or the row after it.
+func (s *Store) Index(q Query, id int) int {
+	ids := s.matching(q)
+	i, _ := slices.BinarySearch(ids, int32(id))
+	return i
 }
 
 // ConnView is a connection as the API shows it.
