@@ -126,7 +126,7 @@ function partView(name, pv, d) {
 		return btn;
 	};
 	sec.append(el("div", {className: "part-head"},
-		title, el("span", {className: "muted"}, bytes(pv.len) + (pv.utf8 ? " · UTF-8" : " · binary")),
+		title, el("span", {className: "muted size"}, bytes(pv.len) + (pv.utf8 ? " · UTF-8" : " · binary")),
 		el("span", {className: "spacer"}), seg,
 		el("span", {className: "copies", role: "group", "aria-label": "copy"}, "copy",
 			copy("text", () => decodeText(b), "Copy as text (UTF-8)"),

@@ -90,11 +90,13 @@ export function renderRow(r, it, index, hosts) {
 	setText(cLen, it.kind === "message" || it.kind === "undecodable" ? num(it.len) : "");
 	cLen.title = bytes(it.len);
 	cFlags.replaceChildren(...it.flags.filter(f => !LIST_HIDDEN.has(f)).map(f => flagBadge(f, true)));
+	const none = it.kind === "message" && !it.preview;
 	if (it.kind === "message") {
-		setText(cPrev, it.preview);
+		setText(cPrev, none ? (it.flags.includes("evicted") ? "(payload evicted)" : it.len ? "" : "(empty)") : it.preview);
 		cPrev.classList.toggle("hex", !!it.preview_hex);
 	} else {
 		setText(cPrev, rowSummary(it));
 		cPrev.classList.remove("hex");
 	}
+	cPrev.classList.toggle("none", none);
 }
