@@ -572,12 +572,12 @@ type evidence struct {
 }
 
 // Sampling: every sampleStride-th payload byte is looked at as a header, every
-// textStride-th byte of text for its class: sparse, so that learning costs little
-// next to unmasking, and still thousands of samples a megabyte. (The search after
-// a gap also learns from all the bytes it passes over.)
+// textStride-th byte of text for its class: sparse, so that learning costs a few
+// percent of sniffing, and still thousands of samples in a few megabytes. (The
+// search after a gap also learns from all the bytes it passes over.)
 const (
-	sampleStride = 127
-	textStride   = 31
+	sampleStride = 251
+	textStride   = 61
 	// counts are halved past this many samples, so that what is learned follows
 	// the traffic.
 	maxSamples = 1 << 16
