@@ -29,9 +29,11 @@ export class VirtualList {
 		this.follow = true;
 		this.selectedId = null;
 		this.selIndex = null;
-		this.spacer = document.createElement("div");
-		this.spacer.className = "vspacer";
-		root.append(this.spacer);
+		// The rows live in a box as high as the list, which clips them: the margin
+		// rows past the end never make the scroll area grow.
+		this.canvas = document.createElement("div");
+		this.canvas.className = "vcanvas";
+		root.append(this.canvas);
 		this.loadTimer = 0;
 		this.frame = 0;
 		root.addEventListener("scroll", () => {
@@ -104,7 +106,7 @@ export class VirtualList {
 	// layout sizes the scroll area for the total.
 	layout() {
 		const h = this.contentHeight + "px";
-		if (this.spacer.style.height !== h) this.spacer.style.height = h;
+		if (this.canvas.style.height !== h) this.canvas.style.height = h;
 	}
 
 	// setTotal takes a new row count, keeping the rows in view where they are, or
@@ -157,7 +159,7 @@ export class VirtualList {
 			const r = this.o.createRow();
 			r.classList.add("row");
 			r.style.height = this.H + "px";
-			this.root.append(r);
+			this.canvas.append(r);
 			this.pool.push(r);
 		}
 		while (this.pool.length > n) this.pool.pop().remove();
