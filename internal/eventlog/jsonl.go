@@ -202,10 +202,22 @@ func (j *JSONL) head(b []byte, event string, t time.Time, c *plugins.Conn) []byt
 	return appendField(b, "conn", c.ID)
 }
 
-// appendTime appends t in UTC as RFC 3339 with microseconds, formatting the part
-// up to the seconds once per second. Called with j.mu held (from a fill function).
+// The times RFC 3339 can write: a capture's timestamps are whatever its file says.
+var (
+	minTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// appendTime appends t in UTC as RFC 3339 with microseconds (clamped to years 0
+// to 9999, which RFC 3339 can write), formatting the part up to the seconds once
+// per second. Called with j.mu held (from a fill function).
 func (j *JSONL) appendTime(b []byte, t time.Time) []byte {
 	t = t.UTC()
+	if t.Before(minTime) {
+		t = minTime
+	} else if t.After(maxTime) {
+		t = maxTime
+	}
 	if s := t.Unix(); s != j.sec || j.tsec == nil {
 		j.sec = s
 		j.tsec = t.AppendFormat(j.tsec[:0], "2006-01-02T15:04:05")

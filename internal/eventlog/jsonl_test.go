@@ -304,3 +304,30 @@ func TestJSONLWriteError(t *testing.T) {
 		t.Fatalf("a line written after Close reached the writer: %q", out.String())
 	}
 }
+
+// TestTimeClamped: a time RFC 3339 cannot write (a capture file may say anything)
+// is written as the nearest one it can, and reads back.
+func TestTimeClamped(t *testing.T) {
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Date(10000, 1, 1, 4, 0, 0, 0, time.UTC), "9999-12-31T23:59:59.999999Z"},
+		{time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("x", -2*3600)), "9999-12-31T23:59:59.999999Z"},
+		{time.Date(-1, 12, 31, 23, 0, 0, 0, time.UTC), "0000-01-01T00:00:00.000000Z"},
+		{time.Date(2026, 12, 6, 10, 0, 0, 1500, time.UTC), "2026-12-06T10:00:00.000001Z"},
+	} {
+		var buf bytes.Buffer
+		j := NewJSONL(&buf, Block)
+		j.Opened(&plugins.Conn{ID: "c1"}, tc.t)
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), `"time":"`+tc.want+`"`) {
+			t.Errorf("%v: %s; want %s", tc.t, buf.String(), tc.want)
+		}
+		if err := Read(&buf, func(*Event) error { return nil }); err != nil {
+			t.Errorf("%v: does not read back: %v", tc.t, err)
+		}
+	}
+}
