@@ -29,6 +29,9 @@ let lastTotal = 0, lastTook = 0, queryError = "";
 // --- start ------------------------------------------------------------------
 
 async function main() {
+	// A URL with a token pasted into this tab changes only the fragment, which
+	// loads nothing: start again with it.
+	window.addEventListener("hashchange", () => { if (parse(location.hash).token) location.reload(); });
 	const {state: s, token} = parse(location.hash);
 	state = s;
 	// The token leaves the address bar (and the history entry) at once.
@@ -147,7 +150,7 @@ function setup() {
 	document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
 	window.addEventListener("hashchange", () => {
 		const {state: s, token} = parse(location.hash);
-		if (token) { location.reload(); return; }
+		if (token) return; // see main
 		const connChanged = s.conn !== state.conn, urlChanged = s.url !== state.url;
 		state = s;
 		changed(urlChanged);
