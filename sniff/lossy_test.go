@@ -45,17 +45,22 @@ func sniffLossy(t *testing.T, cfg lossycap.Config) (lossycap.Tally, *lossycap.Ca
 func TestLossyCaptures(t *testing.T) {
 	anywhere := func(c lossycap.Config) lossycap.Config { c.Cut = lossycap.Anywhere; return c }
 	for _, tc := range []struct {
-		name    string
-		cfg     func(seed uint64, k int) lossycap.Config
-		ks      []int
-		seeds   int
-		minRate float64 // of the messages clear of a gap, the share recovered
+		name  string
+		cfg   func(seed uint64, k int) lossycap.Config
+		seeds int
+		ks    [][2]float64 // K, and the least share of the messages clear of a gap recovered
 	}{
-		{"issue", func(seed uint64, k int) lossycap.Config { return lossycap.Issue(seed, 2500, k) }, []int{20, 40}, 3, 0.999},
-		{"issue-cut-anywhere", func(seed uint64, k int) lossycap.Config { return anywhere(lossycap.Issue(seed, 2500, k)) }, []int{40}, 3, 0.995},
-		{"mixed", func(seed uint64, k int) lossycap.Config { return lossycap.Mixed(seed, 250, k) }, []int{25, 100}, 4, 0.9},
+		// Short captures: the sniffer has less of each stream to learn from
+		// than in the issue's 80,000 messages (see cmd/wstap-sniffbench -lossy).
+		{"issue", func(seed uint64, k int) lossycap.Config { return lossycap.Issue(seed, 2500, k) }, 3,
+			[][2]float64{{20, 0.998}, {40, 0.999}}},
+		{"issue-cut-anywhere", func(seed uint64, k int) lossycap.Config { return anywhere(lossycap.Issue(seed, 2500, k)) }, 3,
+			[][2]float64{{40, 0.995}}},
+		{"mixed", func(seed uint64, k int) lossycap.Config { return lossycap.Mixed(seed, 250, k) }, 4,
+			[][2]float64{{25, 0.9}, {100, 0.97}}},
 	} {
-		for _, k := range tc.ks {
+		for _, km := range tc.ks {
+			k, minRate := int(km[0]), km[1]
 			t.Run(fmt.Sprintf("%s/K=%d", tc.name, k), func(t *testing.T) {
 				var all lossycap.Tally
 				for seed := range uint64(tc.seeds) {
@@ -72,8 +77,8 @@ func TestLossyCaptures(t *testing.T) {
 					all.Add(u)
 				}
 				t.Logf("%s", all)
-				if all.Gaps == 0 || all.Rate() < tc.minRate {
-					t.Errorf("recovered %.4f%% of the messages clear of a gap, want %.2f%%; %s", 100*all.Rate(), 100*tc.minRate, all)
+				if all.Gaps == 0 || all.Rate() < minRate {
+					t.Errorf("recovered %.4f%% of the messages clear of a gap, want %.2f%%; %s", 100*all.Rate(), 100*minRate, all)
 				}
 			})
 		}
