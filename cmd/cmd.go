@@ -37,6 +37,8 @@ Usage:
   wstap [proxy] [flags]   run the proxy (the default; its flags are below)
   wstap sniff (-r FILE.pcap[ng] | -i IFACE) [flags]
                           show the WebSocket messages in captured traffic
+  wstap open FILE         show a saved event log, HAR file or capture in the web UI
+  wstap har FILE.jsonl    write an event log's connections as a HAR file
   wstap ca export [--der] [--out FILE]
                           print wstap's CA certificate, to trust it in a browser
   wstap ca path           print where the CA certificate is
@@ -84,6 +86,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runProxy(ctx, rest, stdout, stderr, "")
 	case "sniff":
 		return runSniff(ctx, rest, stdout, stderr)
+	case "open":
+		return runOpen(ctx, rest, stdout, stderr)
+	case "har":
+		return runHAR(ctx, rest, stdout, stderr)
 	case "ca":
 		return runCA(rest, stdout, stderr)
 	case "plugins":
@@ -138,27 +144,48 @@ func isHelp(arg string) bool {
 	return false
 }
 
-// parseFlags parses args; it returns a non-negative exit status when the caller
-// should stop (help shown, or a bad flag).
+// parseFlags parses args, which must all be flags; it returns a non-negative exit
+// status when the caller should stop (help shown, or a bad flag).
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
+	_, code := parseArgs(fs, args, stderr, 0, "")
+	return code
+}
+
+// parseArgs parses args, in which flags and n positional arguments (named what,
+// for errors) may come in any order, and returns the positional ones; the exit
+// status is non-negative when the caller should stop (help shown, or a mistake).
+func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer, n int, what string) ([]string, int) {
 	// Errors go out in one line; the full usage only on -h, on stdout.
 	usage := fs.Usage
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	fs.Usage = usage
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.Usage()
-		return exitOK
-	case err != nil:
-		fmt.Fprintf(stderr, "%s: %v; run '%s --help' for the flags\n", fs.Name(), err, fs.Name())
-		return exitUsage
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "%s: unexpected argument %q; run '%s --help' for the usage\n", fs.Name(), fs.Arg(0), fs.Name())
-		return exitUsage
+	defer func() { fs.Usage = usage }()
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			usage()
+			return nil, exitOK
+		case err != nil:
+			fmt.Fprintf(stderr, "%s: %v; run '%s --help' for the flags\n", fs.Name(), err, fs.Name())
+			return nil, exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if len(pos) == n {
+			fmt.Fprintf(stderr, "%s: unexpected argument %q; run '%s --help' for the usage\n", fs.Name(), fs.Arg(0), fs.Name())
+			return nil, exitUsage
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	return -1
+	if len(pos) < n {
+		fmt.Fprintf(stderr, "%s: say which %s; run '%s --help' for the usage\n", fs.Name(), what, fs.Name())
+		return nil, exitUsage
+	}
+	return pos, -1
 }
 
 // flagGiven reports whether the flag name was set on the command line.

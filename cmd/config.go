@@ -29,6 +29,8 @@ type config struct {
 	HookErrors       string
 	Quiet            bool
 	EveryControl     bool
+	UI               string // the web UI's address; "true" is the default one
+	UIHistory        string
 
 	// origin says, by flag name, where the config file set a setting, for error
 	// messages ("wstap.yaml:5: max_message"); settings from flags or defaults are
@@ -69,6 +71,8 @@ func (c *config) settings() []setting {
 		{"hook_errors", "hook-errors", "pass or close", &c.HookErrors},
 		{"quiet", "quiet", boolean, &c.Quiet},
 		{"every_control", "every-control", boolean, &c.EveryControl},
+		{"ui", "ui", "an address such as 127.0.0.1:8081, or true for that one", &c.UI},
+		{"ui_history", "ui-history", "a size such as 256MiB", &c.UIHistory},
 	}
 }
 

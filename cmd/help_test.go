@@ -15,8 +15,8 @@ import (
 // with exit status 0; wstap's own help lists every command.
 func TestHelp(t *testing.T) {
 	t.Setenv(caEnv, filepath.Join(t.TempDir(), "ca"))
-	commands := []string{"wstap [proxy]", "wstap sniff", "wstap ca export", "wstap ca path", "wstap plugins", "wstap version", "wstap help"}
-	proxyFlags := []string{"-listen", "-hook", "-show", "-log", "-allow-remote", "-v"}
+	commands := []string{"wstap [proxy]", "wstap sniff", "wstap open", "wstap har", "wstap ca export", "wstap ca path", "wstap plugins", "wstap version", "wstap help"}
+	proxyFlags := []string{"-listen", "-hook", "-show", "-log", "-allow-remote", "-ui", "-ui-history", "-v"}
 	cases := []struct {
 		args []string
 		want []string
@@ -30,6 +30,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"help", "proxy"}, proxyFlags},
 		{[]string{"sniff", "--help"}, []string{"Usage: wstap sniff", "-r FILE", "-ws-port", "-show", "portrange", "src or dst", "tcp[13]", "names are not resolved"}},
 		{[]string{"help", "sniff"}, []string{"Usage: wstap sniff", "-filter"}},
+		{[]string{"open", "--help"}, []string{"Usage: wstap open", "JSONL event log", "HAR", "pcapng", "-ui", "-ui-history", "-allow-remote"}},
+		{[]string{"help", "open"}, []string{"Usage: wstap open"}},
+		{[]string{"har", "--help"}, []string{"Usage: wstap har", "Chrome DevTools", "-out", "-conn"}},
 		{[]string{"ca", "--help"}, []string{"wstap ca export", "wstap ca path", "Flags of wstap ca export", "-der", "-out", "-ca-dir", "never creates"}},
 		{[]string{"ca", "-h"}, []string{"wstap ca export", "wstap ca path"}},
 		{[]string{"help", "ca"}, []string{"wstap ca export", "wstap ca path"}},

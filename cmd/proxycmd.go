@@ -12,10 +12,12 @@ import (
 	"syscall"
 
 	"github.com/wstap/wstap/certs"
+	"github.com/wstap/wstap/history"
 	"github.com/wstap/wstap/internal/eventlog"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/plugins/load"
 	"github.com/wstap/wstap/proxy"
+	"github.com/wstap/wstap/ui"
 )
 
 // stringsFlag is a repeatable string flag.
@@ -56,8 +58,10 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	fs.StringVar(&c.HookErrors, "hook-errors", "pass", "when a hook fails: pass (the message goes on unmodified) or close (1011)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "do not print connections and messages on the terminal")
 	fs.BoolVar(&c.EveryControl, "every-control", false, "log every ping and pong (by default, past 5 a second per direction, they are counted)")
+	fs.Var(uiAddrFlag{&c.UI}, "ui", uiFlagHelp)
+	fs.StringVar(&c.UIHistory, "ui-history", defaultUIHistory, uiHistoryHelp)
 	fs.BoolVar(&verbose, "v", false, "verbose logs: also one line per proxied HTTP request")
-	if code := parseFlags(fs, args, stderr); code >= 0 {
+	if code := parseFlags(fs, joinUIArg(args), stderr); code >= 0 {
 		return code
 	}
 	c.Show = show
@@ -138,7 +142,12 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	if len(rules) > 0 && c.Quiet {
 		return badValue("--show narrows the terminal view, which --quiet turns off; drop one of them")
 	}
-	if err := checkListen(c.where("listen"), c.Listen, c.AllowRemote); err != nil {
+	if err := checkAddr(c.where("listen"), c.Listen, c.AllowRemote, "anyone who reaches the port can use the proxy"); err != nil {
+		return badValue("%v", err)
+	}
+	uiOpt := uiOptions{addr: uiAddress(c.UI), history: c.UIHistory, allowRemote: c.AllowRemote}
+	uiLimit, err := uiOpt.check(c.where("ui"), c.where("ui-history"))
+	if err != nil {
 		return badValue("%v", err)
 	}
 	chain, err := load.Chain(c.Hooks, load.Options{Policy: policy, Logger: logger})
@@ -155,6 +164,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	pcfg.CA = ca
 
 	var observers plugins.Observers
+	var uiCfg ui.Config
 	var jsonl *eventlog.JSONL
 	switch c.Log {
 	case "":
@@ -188,6 +198,17 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 		defer term.Close()
 		observers = append(observers, newShowView(term, rules))
 	}
+	var store *history.Store
+	if uiOpt.addr != "" {
+		// The UI is fed through a bounded queue: the relay never waits for it. When
+		// the queue is full, messages are left out of the history and counted.
+		store = newStore(uiLimit, c.Log)
+		async := plugins.NewAsync(store, uiQueueEvents, uiQueueBytes)
+		defer async.Close()
+		observers = append(observers, async)
+		uiCfg = ui.Config{Store: store, Lost: async.Dropped, Logger: uiLogger(logger),
+			Info: ui.Info{Version: version(), Mode: "proxy"}}
+	}
 	pcfg.Observer = observers
 
 	p, err := proxy.New(pcfg)
@@ -211,15 +232,25 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	if c.Log != "" {
 		fmt.Fprintf(stderr, "  log:     %s\n", c.Log)
 	}
+	if uiCfg.Store != nil {
+		uiCfg.Info.Proxy = addr
+		url, wait, err := startUI(ctx, uiOpt, uiCfg)
+		if err != nil {
+			ln.Close()
+			return fail("%v", err)
+		}
+		defer wait()
+		fmt.Fprintf(stderr, "  web UI:  %s\n", url)
+	}
 	if err := p.Serve(ctx, ln); err != nil {
 		return fail("%v", err)
 	}
 	return exitOK
 }
 
-// checkListen checks the --listen address (where names it for errors) and refuses
-// a non-loopback one unless allowRemote.
-func checkListen(where, addr string, allowRemote bool) error {
+// checkAddr checks a listening address (where names it for errors) and refuses a
+// non-loopback one unless allowRemote; risk says what --allow-remote exposes.
+func checkAddr(where, addr string, allowRemote bool, risk string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%s %q: want HOST:PORT such as 127.0.0.1:8080", where, addr)
@@ -232,11 +263,11 @@ func checkListen(where, addr string, allowRemote bool) error {
 	}
 	ips, err := net.LookupIP(host)
 	if host == "" || err != nil || len(ips) == 0 {
-		return fmt.Errorf("%s %q: not a loopback address; add --allow-remote to accept other machines (anyone who reaches the port can use the proxy)", where, addr)
+		return fmt.Errorf("%s %q: not a loopback address; add --allow-remote to accept other machines (%s)", where, addr, risk)
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("%s %q: %s is not a loopback address; add --allow-remote to accept other machines (anyone who reaches the port can use the proxy)", where, addr, ip)
+			return fmt.Errorf("%s %q: %s is not a loopback address; add --allow-remote to accept other machines (%s)", where, addr, ip, risk)
 		}
 	}
 	return nil

@@ -12,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wstap/wstap/internal/eventlog"
+	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/plugins/load"
 )
 
@@ -89,6 +91,27 @@ func TestReadmeCommands(t *testing.T) {
 				continue
 			}
 			args = args[3:]
+			ui := false
+			for i, a := range args {
+				if a == "--ui" { // any free port, not the default one, which may be taken
+					args[i], ui = "--ui=127.0.0.1:0", true
+				}
+			}
+			if len(args) > 1 && args[0] == "sniff" && args[1] == "-r" && ui {
+				// The UI stays up after the file is read, until Ctrl-C.
+				args[2] = filepath.Join("..", args[2])
+				ctx, cancel := context.WithCancel(context.Background())
+				var stderr wstest.SyncBuffer
+				done := make(chan int, 1)
+				go func() { done <- Run(ctx, args, &bytes.Buffer{}, &stderr) }()
+				wstest.Poll(30*time.Second, func() bool { return strings.Contains(stderr.String(), "stays up until Ctrl-C") })
+				cancel()
+				if code := <-done; code != 0 || !strings.Contains(stderr.String(), "web UI at http://127.0.0.1:") {
+					t.Errorf("README command %q exits %d:\n%s", line, code, stderr.String())
+				}
+				ran++
+				continue
+			}
 			if len(args) > 1 && args[0] == "sniff" && args[1] == "-r" {
 				// A capture shipped in the repository: read it for real (README paths
 				// are relative to the repository root; tests run in cmd/).

@@ -24,6 +24,7 @@ import (
 	"github.com/wstap/wstap/plugins/load"
 	"github.com/wstap/wstap/sniff"
 	"github.com/wstap/wstap/sniff/capture"
+	"github.com/wstap/wstap/ui"
 	"github.com/wstap/wstap/wsframe"
 )
 
@@ -133,8 +134,10 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&everyControl, "every-control", false, "log every ping and pong (by default, past 5 a second of capture time per direction, they are counted)")
 	fs.StringVar(&maxMessage, "max-message", "64MiB", "largest message decoded; larger ones are skipped and reported")
 	fs.StringVar(&maxHook, "max-hook-message", "16MiB", "largest message passed to hooks and logged whole (at most --max-message)")
+	var uiOpt uiOptions
+	uiOpt.register(fs, uiFlagHelp+"; read-only. With -r, it stays up after the file is read, until Ctrl-C")
 	fs.BoolVar(&verbose, "v", false, "verbose logs")
-	if code := parseFlags(fs, args, stderr); code >= 0 {
+	if code := parseFlags(fs, joinUIArg(args), stderr); code >= 0 {
 		return code
 	}
 	usageErr := func(format string, args ...any) int {
@@ -167,6 +170,10 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return usageErr("--show narrows the terminal view, which --quiet turns off; drop one of them")
 		}
 		view = true
+	}
+	uiLimit, err := uiOpt.check("--ui", "--ui-history")
+	if err != nil {
+		return usageErr("%v", err)
 	}
 	level := slog.LevelInfo
 	if verbose {
@@ -245,7 +252,8 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if jsonl != nil {
 		cfg.Observers = append(cfg.Observers, jsonl)
 	}
-	showView := !quiet && (view || logPath == "")
+	// The view is on by default only when nothing else shows the events.
+	showView := !quiet && (view || logPath == "" && uiOpt.addr == "")
 	var term *eventlog.Terminal
 	// The view is the command's output, on stdout as tcpdump's; --log - takes
 	// stdout for the JSON lines, and then the view goes to stderr.
@@ -259,6 +267,23 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if len(names) > 0 {
 		fmt.Fprintf(stderr, "wstap sniff: hooks (read-only, a dry run): %s\n", strings.Join(names, " → "))
+	}
+	if uiOpt.addr != "" {
+		// The capture feeds the history directly: a capture can wait, and then
+		// no message is left out.
+		store := newStore(uiLimit, logPath)
+		cfg.Observers = append(cfg.Observers, store)
+		source := file
+		if iface != "" {
+			source = iface
+		}
+		url, wait, err := startUI(ctx, uiOpt, ui.Config{Store: store, Logger: uiLogger(logger),
+			Info: ui.Info{Version: version(), Mode: "sniff", Source: source, ReadOnly: true}})
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer wait()
+		fmt.Fprintf(stderr, "wstap sniff: web UI at %s\n", url)
 	}
 
 	// A progress bar for a large file when nothing else writes to the terminal.
@@ -300,7 +325,11 @@ func runSniff(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if file != "" {
 			what = file
 		}
-		return fail("%s: %s (what came before was reported)", what, strings.TrimPrefix(runErr.Error(), "sniff: "))
+		code = fail("%s: %s (what came before was reported)", what, strings.TrimPrefix(runErr.Error(), "sniff: "))
+	}
+	if uiOpt.addr != "" && file != "" && ctx.Err() == nil {
+		fmt.Fprintln(stderr, "wstap sniff: the capture is read; the web UI stays up until Ctrl-C")
+		<-ctx.Done()
 	}
 	return code
 }
