@@ -170,7 +170,7 @@ type Store struct {
 	logIdx  *logIndex
 
 	version uint64
-	changed chan struct{} // closed and replaced on every change
+	changed chan struct{} // closed on the next change; nil while nobody waits
 
 	cache queryCache
 }
@@ -182,14 +182,16 @@ func New(limit int64, logPath string) *Store {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
-	return &Store{byID: map[string]*Conn{}, limit: limit, logPath: logPath, changed: make(chan struct{})}
+	return &Store{byID: map[string]*Conn{}, limit: limit, logPath: logPath}
 }
 
 // changedLocked records a change and wakes the waiters. Called with s.mu held.
 func (s *Store) changedLocked() {
 	s.version++
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if s.changed != nil { // a channel only when someone waits: most changes have none
+		close(s.changed)
+		s.changed = nil
+	}
 }
 
 // Version returns a number that grows with every change.
@@ -203,12 +205,17 @@ func (s *Store) Version() uint64 {
 // the version.
 func (s *Store) Wait(ctx context.Context, since uint64) uint64 {
 	for {
-		s.mu.RLock()
-		v, ch := s.version, s.changed
-		s.mu.RUnlock()
+		s.mu.Lock()
+		v := s.version
 		if v != since {
+			s.mu.Unlock()
 			return v
 		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		ch := s.changed
+		s.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package history
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -219,5 +220,46 @@ func TestConns(t *testing.T) {
 	if !ok || d.Handshake.Method != "GET" || d.Handshake.Status != 101 || len(d.Handshake.Request) != 2 ||
 		d.Handshake.Request[0].Name != "Cookie" || d.Handshake.Request[0].Values[0] != "sid=1" {
 		t.Errorf("handshake %+v", d.Handshake)
+	}
+}
+
+// TestWait: Wait returns as soon as the store changes after the version it was
+// given, and when its context ends.
+func TestWait(t *testing.T) {
+	s := New(0, "")
+	c := conn("c1", "ws://a.example/")
+	s.Opened(c, time.Unix(1000, 0))
+	v := s.Version()
+	got := make(chan uint64)
+	go func() { got <- s.Wait(context.Background(), v) }()
+	select {
+	case w := <-got:
+		t.Fatalf("Wait returned %d before any change", w)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.Message(msg(c, plugins.ClientToServer, 0, wsframe.OpText, "x"))
+	if w := <-got; w <= v {
+		t.Errorf("Wait after a change: %d, want more than %d", w, v)
+	}
+	if w := s.Wait(context.Background(), v); w == v {
+		t.Errorf("Wait for a version already past returned it")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { got <- s.Wait(ctx, s.Version()) }()
+	cancel()
+	<-got
+}
+
+// BenchmarkMessage is the cost of recording one message, what the proxy's UI
+// queue spends per message.
+func BenchmarkMessage(b *testing.B) {
+	s := New(0, "")
+	c := conn("c1", "ws://a.example/")
+	s.Opened(c, time.Unix(1000, 0))
+	r := msg(c, plugins.ClientToServer, 0, wsframe.OpText, `{"op":"say","text":"hello there"}`)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r.Seq = uint64(i)
+		s.Message(r)
 	}
 }
