@@ -27,7 +27,9 @@
 //     lost bytes, a protocol error or a start mid-stream it resynchronises on the
 //     next message start it can trust: exactly when a gap falls inside a payload,
 //     otherwise by a search that accepts only a chain of frames too unlikely to be
-//     payload by chance (resync.go).
+//     payload by chance (resync.go), and holds back the messages found until the
+//     bytes prove they are not made of the lost message's payload
+//     ([UncertainHandler]).
 //
 // Errors that the peer should hear about are [*ProtocolError] values carrying the close
 // code to send (1002, 1007 or 1009); [CloseCodeOf] maps any error to one.
