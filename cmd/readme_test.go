@@ -335,7 +335,7 @@ func TestTutorialFilesIgnored(t *testing.T) {
 	if !fileExists("../.git") {
 		t.Skip("not a git checkout")
 	}
-	created := regexp.MustCompile(`(?:-o|--out|--log|-w) ([a-z0-9][\w.-]*)`) // not placeholders such as FILE
+	created := regexp.MustCompile(`(?:-o|--out|--log|-w|>) ([a-z0-9][\w.-]*)`) // not placeholders such as FILE
 	var files []string
 	for _, doc := range []string{"../README.md", "../docs/plugins.md"} {
 		for _, block := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(readText(t, doc), -1) {
@@ -351,7 +351,7 @@ func TestTutorialFilesIgnored(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"wstap", "wstap-chat", "events.jsonl", "wstap-ca.pem"} {
+	for _, want := range []string{"wstap", "wstap-chat", "events.jsonl", "events.har", "wstap-ca.pem"} {
 		if !slices.Contains(files, want) {
 			t.Fatalf("found %v in the documents, not %s: the pattern is out of date", files, want)
 		}
