@@ -20,7 +20,7 @@ var ErrReadOnly = errors.New("plugins: the chain is read-only in sniff mode")
 type Error struct {
 	Plugin string
 	Conn   string
-	Op     string // "OnMessage", "Decode" or "Encode"
+	Op     string // "OnMessage", "Decode", "Encode" or "Break"
 	Err    error
 }
 
@@ -55,6 +55,7 @@ type element struct {
 	hook  Hook
 	codec Codec
 	scope Scope
+	bp    Breakpoint
 }
 
 // NewChain returns a chain of the given elements, run in order. A nil logger
@@ -69,12 +70,14 @@ func NewChain(policy ErrorPolicy, log *slog.Logger, elems ...Element) (*Chain, e
 		switch v := e.(type) {
 		case Scope:
 			el.scope = v
+		case Breakpoint:
+			el.bp = v
 		case Codec:
 			el.codec = v
 		case Hook:
 			el.hook = v
 		default:
-			return nil, fmt.Errorf("plugins: %s (%T) is not a Hook, a Codec or a Scope", e.Name(), e)
+			return nil, fmt.Errorf("plugins: %s (%T) is not a Hook, a Codec, a Scope or a Breakpoint", e.Name(), e)
 		}
 		c.elems = append(c.elems, el)
 	}
@@ -116,6 +119,11 @@ type Result struct {
 	DecodeError string
 	// Inject are the messages hooks asked to send.
 	Inject []Injection
+	// Hold, when not nil, says a [Breakpoint] stopped the message: nothing is to
+	// be forwarded now (Action is Pass, Payload nil), the front end holds it, and
+	// Hold finishes its trip through the chain when it is released. Decoded and
+	// OriginalDecoded are then what the codecs before the breakpoint decoded.
+	Hold *Suspension
 }
 
 // Run passes m through the chain. m.Payload is the wire payload; it is restored
@@ -123,30 +131,73 @@ type Result struct {
 // failed: the caller should close the connection.
 //
 // Run computes the verdict whatever the connection's mode; applying it (or, in sniff
-// mode, only reporting it) is the caller's business (see [Pipeline]).
+// mode, only reporting it) is the caller's business (see [Pipeline]). A
+// [Breakpoint] stops only messages of live connections (Mode Proxy): the result
+// then has Hold set, and the rest of the trip waits for [Suspension.Resume].
 func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 	if c == nil || len(c.elems) == 0 {
 		return Result{}, nil
 	}
-	type layer struct {
-		codec Codec
-		name  string
-		in    []byte // this layer's input: the payload as it arrived at the codec
-		out   []byte // what the codec decoded, before any hook
-		dirty bool   // a hook changed the payload above this layer
-	}
 	var layers [4]layer
-	stack := layers[:0]
 	orig := m.Payload
 	defer func() { m.Payload = orig }()
-	cur, rootDirty := orig, false
-	var res Result
+	st := runState{stack: layers[:0], cur: orig}
+	at, err := c.walk(ctx, m, &st, 0, m.Conn != nil && m.Conn.Mode == Proxy)
+	if err != nil {
+		return Result{}, err
+	}
+	if st.res.Action == Drop {
+		return st.res, nil
+	}
+	if at >= 0 {
+		bp := c.elems[at].bp
+		s := c.suspend(m, &st, at, bp, st.order, orig)
+		res := Result{Hold: s, Inject: st.res.Inject, DecodeError: st.res.DecodeError}
+		res.Decoded, res.OriginalDecoded = s.Decoded(), s.Decoded()
+		return res, nil
+	}
+	return c.unwind(ctx, m, &st, false)
+}
 
+// layer is a codec that decoded the message on its way in.
+type layer struct {
+	codec Codec
+	name  string
+	in    []byte // this layer's input: the payload as it arrived at the codec
+	out   []byte // what the codec decoded, before any hook
+	dirty bool   // a hook changed the payload above this layer
+}
+
+// runState is a message's trip through the chain so far.
+type runState struct {
+	stack     []layer
+	cur       []byte // the payload as the next element sees it
+	rootDirty bool   // a hook before the first codec changed the payload
+	res       Result
+	order     Order // the order of the breakpoint that held the message
+}
+
+// markDirty notes that a hook changed the payload at the current depth.
+func (st *runState) markDirty() {
+	if len(st.stack) > 0 {
+		st.stack[len(st.stack)-1].dirty = true
+	} else {
+		st.rootDirty = true
+	}
+}
+
+// walk runs the elements from index from on. It returns the index of a breakpoint
+// that held the message (-1 when none did; breakpoints only hold when hold is
+// true), or stops early with st.res.Action Drop. The error is non-nil only under
+// FailClose.
+func (c *Chain) walk(ctx context.Context, m *Message, st *runState, from int, hold bool) (int, error) {
 	// inScope is false after a scope that does not match the connection; skipping
 	// after a codec that could not decode the message. Both last until the next
-	// scope.
+	// scope. A walk resumed after a breakpoint starts where both were clear (the
+	// breakpoint ran).
 	inScope, skipping := true, false
-	for _, e := range c.elems {
+	for i := from; i < len(c.elems); i++ {
+		e := c.elems[i]
 		if e.scope != nil {
 			inScope, skipping = m.Conn == nil || e.scope.MatchConn(m.Conn), false
 			continue
@@ -154,8 +205,29 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 		if !inScope || skipping {
 			continue
 		}
-		m.Payload = cur
-		if e.codec != nil {
+		m.Payload = st.cur
+		switch {
+		case e.bp != nil:
+			if !hold {
+				continue
+			}
+			var order Order
+			var stop bool
+			if _, err := safeCall(func() ([]byte, error) { order, stop = e.bp.Break(ctx, m); return nil, nil }); err != nil {
+				if err := c.fail(m, e.name, "Break", err); err != nil {
+					return -1, err
+				}
+				continue
+			}
+			if stop {
+				if order != Strict {
+					order = StepOut
+				}
+				st.order = order
+				return i, nil
+			}
+			continue
+		case e.codec != nil:
 			out, err := safeCall(func() ([]byte, error) { return e.codec.Decode(ctx, m) })
 			if err != nil {
 				// Not this layer's format: the hooks after it were written for what
@@ -165,14 +237,14 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 					c.log.Warn("codec cannot decode; the message passes unchanged and the hooks after the codec skip it (logged once per connection)",
 						"plugin", e.name, "conn", connID(m), "dir", m.Dir.String(), "err", err)
 				}
-				if res.DecodeError == "" {
-					res.DecodeError = e.name
+				if st.res.DecodeError == "" {
+					st.res.DecodeError = e.name
 				}
 				skipping = true
 				continue
 			}
-			stack = append(stack, layer{codec: e.codec, name: e.name, in: cur, out: out})
-			cur = out
+			st.stack = append(st.stack, layer{codec: e.codec, name: e.name, in: st.cur, out: out})
+			st.cur = out
 			continue
 		}
 		var v Verdict
@@ -183,32 +255,35 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 		})
 		if err != nil {
 			if err := c.fail(m, e.name, "OnMessage", err); err != nil {
-				return Result{}, err
+				return -1, err
 			}
 			continue
 		}
-		res.Inject = append(res.Inject, v.Inject...)
+		st.res.Inject = append(st.res.Inject, v.Inject...)
 		switch v.Action {
 		case Modify:
-			cur = v.Payload
-			if len(stack) > 0 {
-				stack[len(stack)-1].dirty = true
-			} else {
-				rootDirty = true
-			}
+			st.cur = v.Payload
+			st.markDirty()
 		case Drop:
-			res.Action = Drop
-			if len(stack) > 0 {
-				res.Decoded, res.OriginalDecoded = cur, stack[len(stack)-1].out
+			st.res.Action = Drop
+			if len(st.stack) > 0 {
+				st.res.Decoded, st.res.OriginalDecoded = st.cur, st.stack[len(st.stack)-1].out
 			}
-			return res, nil
+			return -1, nil
 		}
 	}
+	return -1, nil
+}
+
+// unwind encodes the layers on the way out: a layer whose output changed is encoded
+// again; an unchanged layer restores its original input bytes. An Encode error
+// follows the error policy, unless strict, when it is returned whatever the policy.
+func (c *Chain) unwind(ctx context.Context, m *Message, st *runState, strict bool) (Result, error) {
+	res, stack, cur := st.res, st.stack, st.cur
 	if len(stack) > 0 {
 		res.Decoded, res.OriginalDecoded = cur, stack[len(stack)-1].out
 	}
-	// Unwind the layers: a layer whose output changed is encoded again; an unchanged
-	// layer restores its original input bytes.
+	rootDirty := st.rootDirty
 	for i := len(stack) - 1; i >= 0; i-- {
 		l := stack[i]
 		if !l.dirty {
@@ -219,13 +294,16 @@ func (c *Chain) Run(ctx context.Context, m *Message) (Result, error) {
 		decoded := cur
 		enc, err := safeCall(func() ([]byte, error) { return l.codec.Encode(ctx, m, decoded) })
 		if err != nil {
+			if strict {
+				return Result{}, &Error{Plugin: l.name, Conn: connID(m), Op: "Encode", Err: err}
+			}
 			if err := c.fail(m, l.name, "Encode", err); err != nil {
 				return Result{}, err
 			}
 			// The change cannot be encoded: send the message as it came, and log
 			// what it decoded to, not the change that was never sent.
 			out := stack[len(stack)-1].out
-			return Result{Decoded: out, OriginalDecoded: out, Inject: res.Inject}, nil
+			return Result{Decoded: out, OriginalDecoded: out, Inject: res.Inject, DecodeError: res.DecodeError}, nil
 		}
 		cur = enc
 		if i > 0 {
@@ -411,6 +489,8 @@ func (e element) plugin() any {
 		return e.codec
 	case e.scope != nil:
 		return e.scope
+	case e.bp != nil:
+		return e.bp
 	}
 	return e.hook
 }

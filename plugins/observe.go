@@ -108,6 +108,21 @@ type Record struct {
 	WouldPayload           []byte
 	WouldDecoded           []byte
 	WouldInject            int
+
+	// A message a [Breakpoint] held has two records. The first, when it arrived,
+	// has Held set, with the HoldOrder asked for: it was not forwarded. The
+	// second, when the hold ended, has Released set and HeldSeq naming the first,
+	// and says what was forwarded like any record (Payload, Decoded, Modified,
+	// Original…) or that it was Dropped; Edited when someone changed it, TimedOut
+	// when nobody decided in time (it was forwarded unchanged), OutOfOrder when
+	// later messages of its direction went out before it, and ConnClosed when its
+	// connection ended first (Dropped). A message that waited behind a held one
+	// (order strict) and never went out has Dropped and ConnClosed.
+	Held                                     bool
+	HoldOrder                                Order
+	Released                                 bool
+	HeldSeq                                  uint64
+	Edited, TimedOut, OutOfOrder, ConnClosed bool
 }
 
 // CloseEvent is the end of a connection.

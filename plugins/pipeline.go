@@ -138,32 +138,54 @@ func (s *Stream) Emit(r *Record) {
 	}
 }
 
+// Effects are what a front end does for a message besides forwarding it (or not).
+type Effects struct {
+	// Inject are the messages the hooks asked to send after it.
+	Inject []Injection
+	// Hold, when not nil, says a [Breakpoint] held the message (its record has
+	// Held set): nothing is forwarded now. The front end takes it out of its
+	// stream and hands it to Hold.Breakpoint() as a [Held] ([NewHeld]).
+	Hold *Suspension
+}
+
 // Message runs an assembled data message through the chain, when it fits under the
 // hook limit, and returns its record, in which the caller finds the verdict to
-// apply: Dropped, or Modified with the new wire Payload (otherwise the message goes
-// on unchanged); and the messages the hooks asked to inject. In sniff mode the
-// verdict is recorded as a dry run (Would…) and nothing is to be applied.
+// apply: Dropped, Held (see [Effects].Hold), or Modified with the new wire Payload
+// (otherwise the message goes on unchanged); and the messages the hooks asked to
+// inject. In sniff mode the verdict is recorded as a dry run (Would…) and nothing
+// is to be applied.
 //
 // The error is non-nil only under [FailClose], when a plugin failed: the caller
 // closes the connection. The record is valid until the next call; Emit it first.
-func (s *Stream) Message(ctx context.Context, m *wsframe.Message, t time.Time) (*Record, []Injection, error) {
+func (s *Stream) Message(ctx context.Context, m *wsframe.Message, t time.Time) (*Record, Effects, error) {
+	return s.message(ctx, m, t, &s.rec, &s.msg)
+}
+
+// Detached is [Stream.Message] for a message processed away from the goroutine
+// that reads the direction: one that waited behind a held message and is released
+// after it. Its record is its own (not reused), and the caller makes sure that no
+// other message of the direction goes through the chain meanwhile.
+func (s *Stream) Detached(ctx context.Context, m *wsframe.Message, t time.Time) (*Record, Effects, error) {
+	return s.message(ctx, m, t, new(Record), new(Message))
+}
+
+func (s *Stream) message(ctx context.Context, m *wsframe.Message, t time.Time, rec *Record, msg *Message) (*Record, Effects, error) {
 	s.flushControls()
-	rec := &s.rec
 	*rec = Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: m.Opcode, Time: t,
 		Payload: m.Payload, Len: int64(len(m.Payload)), Frames: len(m.Frames), Compressed: m.Compressed,
 		Hooked: int64(len(m.Payload)) <= s.maxHook}
 	if !rec.Hooked {
 		rec.Payload, rec.Truncated = textPrefix(m.Opcode, m.Payload[:PreviewBytes]), true
 		s.bypassed(rec.Len)
-		return rec, nil, nil
+		return rec, Effects{}, nil
 	}
 	if s.p.Chain.Len() == 0 {
-		return rec, nil, nil
+		return rec, Effects{}, nil
 	}
-	s.msg = Message{Conn: s.conn, Dir: s.dir, Opcode: m.Opcode, Payload: m.Payload, Time: t, Seq: rec.Seq}
-	res, err := s.p.Chain.Run(ctx, &s.msg)
+	*msg = Message{Conn: s.conn, Dir: s.dir, Opcode: m.Opcode, Payload: m.Payload, Time: t, Seq: rec.Seq}
+	res, err := s.p.Chain.Run(ctx, msg)
 	if err != nil {
-		return rec, nil, err
+		return rec, Effects{}, err
 	}
 	rec.DecodeError = res.DecodeError
 	if s.conn.Mode == Sniff {
@@ -179,9 +201,13 @@ func (s *Stream) Message(ctx context.Context, m *wsframe.Message, t time.Time) (
 			rec.WouldDrop = true
 		}
 		rec.WouldInject = len(res.Inject)
-		return rec, nil, nil
+		return rec, Effects{}, nil
 	}
 	rec.Decoded = res.Decoded
+	if res.Hold != nil {
+		rec.Held, rec.HoldOrder = true, res.Hold.Order()
+		return rec, Effects{Inject: res.Inject, Hold: res.Hold}, nil
+	}
 	switch res.Action {
 	case Modify:
 		rec.Modified = true
@@ -193,7 +219,80 @@ func (s *Stream) Message(ctx context.Context, m *wsframe.Message, t time.Time) (
 	if res.Action != Pass && !bytes.Equal(res.Decoded, res.OriginalDecoded) {
 		rec.OriginalDecoded = res.OriginalDecoded
 	}
-	return rec, res.Inject, nil
+	return rec, Effects{Inject: res.Inject}, nil
+}
+
+// Release says how the hold of a message ended, for the record of its release
+// ([Stream.Released]).
+type Release struct {
+	// Decision is the decision carried out; Drop when the connection ended first.
+	Decision Decision
+	// Result is the chain's result ([Suspension.Resume]) for a message forwarded
+	// through the chain; ignored when Decision.Drop or Decision.Raw.
+	Result Result
+	// OutOfOrder says later messages of its direction were forwarded before it.
+	OutOfOrder bool
+	// ConnClosed says its connection ended while it was held: it was dropped.
+	ConnClosed bool
+	// Frames is the number of frames it went out in; Compressed whether
+	// permessage-deflate was applied to it.
+	Frames     int
+	Compressed bool
+}
+
+// Released returns the record of the end of h's hold: what was forwarded (or that
+// it was dropped), with Released and HeldSeq set, seq its sequence number (taken
+// when it went out, as an injection's) and t the time. Unlike Message's, the record
+// is not reused.
+func (s *Stream) Released(h *Held, rel Release, seq uint64, t time.Time) *Record {
+	d := rel.Decision
+	rec := &Record{Conn: s.conn, Dir: s.dir, Seq: seq, Opcode: h.Opcode, Time: t, Payload: h.Wire, Len: int64(len(h.Wire)),
+		Frames: rel.Frames, Compressed: rel.Compressed, Hooked: true, Released: true, HeldSeq: h.Seq,
+		TimedOut: d.TimedOut, OutOfOrder: rel.OutOfOrder, ConnClosed: rel.ConnClosed}
+	decoded := h.susp.Decoded()
+	res := rel.Result
+	switch {
+	case d.Drop:
+		rec.Dropped, rec.Decoded = true, decoded
+		return rec
+	case d.Raw:
+		rec.Edited = !bytes.Equal(d.Payload, h.Wire)
+		if rec.Edited {
+			rec.Modified = true
+			rec.Original, rec.OriginalLen = h.Wire, int64(len(h.Wire))
+			rec.Payload, rec.Len = d.Payload, int64(len(d.Payload))
+			rec.OriginalDecoded = decoded
+		} else {
+			rec.Decoded = decoded
+		}
+		return rec
+	}
+	rec.Edited = !d.TimedOut && h.Edited(d.Payload)
+	rec.Decoded, rec.DecodeError = res.Decoded, res.DecodeError
+	switch res.Action {
+	case Modify:
+		rec.Modified = true
+		rec.Original, rec.OriginalLen = rec.Payload, rec.Len
+		rec.Payload, rec.Len = res.Payload, int64(len(res.Payload))
+	case Drop:
+		rec.Dropped = true
+	}
+	if res.Action != Pass && !bytes.Equal(res.Decoded, res.OriginalDecoded) {
+		rec.OriginalDecoded = res.OriginalDecoded
+	}
+	return rec
+}
+
+// Unsent returns the record of a data message that waited behind a held one
+// (order strict) and was never forwarded, its connection having ended first:
+// Dropped and ConnClosed, not seen by the hooks. The record is not reused.
+func (s *Stream) Unsent(m *wsframe.Message, t time.Time) *Record {
+	rec := &Record{Conn: s.conn, Dir: s.dir, Seq: s.NextSeq(), Opcode: m.Opcode, Time: t, Payload: m.Payload, Len: int64(len(m.Payload)),
+		Frames: len(m.Frames), Compressed: m.Compressed, Dropped: true, ConnClosed: true}
+	if int64(len(m.Payload)) > s.maxHook {
+		rec.Payload, rec.Truncated = textPrefix(m.Opcode, m.Payload[:min(len(m.Payload), PreviewBytes)]), true
+	}
+	return rec
 }
 
 // Control records a control frame (ping, pong, close), which bypasses the hooks.

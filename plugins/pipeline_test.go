@@ -59,9 +59,9 @@ func TestPipelineRecord(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &plugins.Pipeline{Chain: chain}
 			st := p.Stream(&plugins.Conn{ID: "c1", Mode: tc.mode}, plugins.ClientToServer)
-			rec, inject, err := st.Message(context.Background(), wireMsg(tc.wire), time.Now())
-			if err != nil || inject != nil {
-				t.Fatalf("Message: %v, %v", inject, err)
+			rec, fx, err := st.Message(context.Background(), wireMsg(tc.wire), time.Now())
+			if err != nil || fx.Inject != nil || fx.Hold != nil {
+				t.Fatalf("Message: %v, %v", fx, err)
 			}
 			w := tc.want
 			if string(rec.Payload) != w.payload || rec.Len != int64(len(w.payload)) {

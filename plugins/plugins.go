@@ -236,9 +236,10 @@ type Hook interface {
 	OnMessage(ctx context.Context, m *Message) (Verdict, error)
 }
 
-// Element is one link of a [Chain]: a [Hook], a [Codec] or a [Scope]. Every element
-// has a name for logs and errors; the chain finds out which kind it is from the
-// methods it has (a value that is both a Codec and a Hook is used as a Codec).
+// Element is one link of a [Chain]: a [Hook], a [Codec], a [Scope] or a
+// [Breakpoint]. Every element has a name for logs and errors; the chain finds out
+// which kind it is from the methods it has (a value that is both a Codec and a Hook
+// is used as a Codec).
 type Element interface {
 	Name() string
 }
@@ -334,4 +335,5 @@ var (
 	_ Element = Hook(nil)
 	_ Element = Codec(nil)
 	_ Element = Scope(nil)
+	_ Element = Breakpoint(nil)
 )

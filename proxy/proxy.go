@@ -723,8 +723,12 @@ func (p *Proxy) newSession(req *http.Request, resp *http.Response, upstream io.R
 	s.pumps.Store(2)
 	for _, d := range []plugins.Direction{plugins.ClientToServer, plugins.ServerToClient} {
 		s.streams[d-1] = p.pipeline.Stream(conn, d)
+		s.gates[d-1].onFull = func() {
+			p.log.Warn("a message held with order=strict holds back more than the queue bounds; reading this direction waits until it is released",
+				"conn", conn.ID, "dir", d.String(), "messages", maxGateMessages, "bytes", maxGateBytes)
+		}
 	}
-	s.toServer = newLeg(upstreamWriter{upstream, info}, wsframe.Client, params.Sender(wsframe.Client))
+	s.toServer = newLeg(upstreamWriter{upstream, info}, wsframe.Client, params.Sender(wsframe.Client), deflate)
 	conn.Controller = control{s}
 	p.sessions.Store(s, struct{}{})
 	p.pipeline.Open(ctx, conn, time.Now())

@@ -55,8 +55,13 @@ type session struct {
 
 	early []byte // client bytes received with Write before ReadFrom
 
+	gates [2]gate // each direction's messages waiting behind a strict hold (index: Direction-1)
+
 	mu           sync.Mutex
 	early2c      []pendingInjection // s2c injections made before toClient was set
+	holds        map[*heldMsg]struct{} // the messages held at a breakpoint
+	tornDown     bool                  // finishTeardown began: nothing more is held or released
+	releasing    sync.WaitGroup        // releases in progress, which finishTeardown waits for
 	client       io.Writer          // the client connection, once WriteTo knows it
 	done         bool               // end has run
 	pendingClose []byte             // the close frame for a client leg that did not exist yet at end
@@ -99,12 +104,15 @@ const (
 type leg struct {
 	mu       sync.Mutex
 	state    legState
+	idle     sync.Cond // on mu: broadcast when the state leaves legStreaming or legMidFrame, and at the session's end
 	w        *wsframe.Writer
 	dst      io.Writer
 	comp     wsframe.Compression // how the receiver expects this direction compressed
+	takeover bool                // ... with context takeover: the sender's window spans messages
 	owned    bool                // the proxy compresses this direction itself (see wsframe docs)
 	deflater *wsframe.Deflater
 	scratch  []byte
+	relayed  uint64 // relayed data messages written (not injections): a released one sees if others overtook it
 
 	queue         []pendingInjection // legStreaming: injections waiting for the message's end
 	deferredClose []byte             // legMidFrame: a close to send at the frame's end
@@ -118,9 +126,37 @@ type pendingInjection struct {
 	plain []byte
 }
 
+// setState moves the leg to state st, waking the writers that wait for the end of a
+// streamed message (waitIdle). Called with mu held.
+func (l *leg) setState(st legState) {
+	l.state = st
+	if st == legIdle || st == legClosed {
+		l.idle.Broadcast()
+	}
+}
+
+// waitIdle waits until no streamed message is going out on the leg, for a writer
+// other than the pump that streams (a released message). It returns an error when
+// the leg is closed or ctx (the session's) ended. Called with mu held.
+func (l *leg) waitIdle(ctx context.Context) error {
+	for l.state == legStreaming || l.state == legMidFrame {
+		if ctx.Err() != nil {
+			return errEnded
+		}
+		l.idle.Wait()
+	}
+	if l.state == legClosed || ctx.Err() != nil {
+		return errLegClosed
+	}
+	return nil
+}
+
+// errLegClosed is the error of a write to a leg whose close handshake has begun.
+var errLegClosed = errors.New("proxy: the close handshake has begun")
+
 // writeClose writes a close frame and marks the leg closed. Called with mu held.
 func (l *leg) writeClose(payload []byte) {
-	l.state = legClosed
+	l.setState(legClosed)
 	if l.w.WriteMessage(wsframe.OpClose, 0, payload, nil) == nil {
 		l.w.Flush()
 	}
@@ -129,8 +165,33 @@ func (l *leg) writeClose(payload []byte) {
 // maxQueuedInjections bounds the injections waiting for a streamed message to end.
 const maxQueuedInjections = 1024
 
-func newLeg(dst io.Writer, sender wsframe.Side, comp wsframe.Compression) *leg {
-	return &leg{w: wsframe.NewWriter(dst, sender, 0), dst: dst, comp: comp}
+// newLeg returns the output side writing to dst as sender; comp is how the receiver
+// expects the direction compressed, deflate whether permessage-deflate was
+// negotiated at all.
+func newLeg(dst io.Writer, sender wsframe.Side, comp wsframe.Compression, deflate bool) *leg {
+	l := &leg{w: wsframe.NewWriter(dst, sender, 0), dst: dst, comp: comp, takeover: deflate && comp.ContextTakeover}
+	l.idle.L = &l.mu
+	return l
+}
+
+// writeRelayed forwards a relayed data message: modified (payload is the new one,
+// compressed when the original was, in frames of sizes when not nil), or unchanged
+// (frames and wire are its bytes as they came; payload its inflated form, which goes
+// out compressed by the proxy once it owns the direction's compression). A
+// modified compressed message under context takeover makes the proxy own it.
+// Called with mu held.
+func (l *leg) writeRelayed(op wsframe.Opcode, payload []byte, modified, compressed bool, frames []wsframe.Header, wire []byte, sizes []int) error {
+	l.relayed++
+	switch {
+	case modified:
+		err := l.writeMessage(op, payload, compressed, sizes)
+		l.owned = l.owned || (compressed && l.takeover)
+		return err
+	case compressed && l.owned:
+		return l.writeMessage(op, payload, true, nil)
+	}
+	// Unchanged: the original frames, byte for byte.
+	return l.w.WriteFrames(frames, wire)
 }
 
 // writeMessage writes a new or modified message, compressing it when the original
@@ -193,7 +254,7 @@ func (s *session) ReadFrom(client io.Reader) (int64, error) {
 func (s *session) WriteTo(client io.Writer) (int64, error) {
 	s.mu.Lock()
 	s.client = client
-	s.toClient = newLeg(client, wsframe.Server, s.params.Sender(wsframe.Server))
+	s.toClient = newLeg(client, wsframe.Server, s.params.Sender(wsframe.Server), s.deflate)
 	done, pending, until := s.done, s.pendingClose, s.lingerUntil
 	early := s.early2c
 	s.early2c, s.pendingClose = nil, nil
@@ -251,7 +312,7 @@ func (s *session) pump(dir plugins.Direction, src io.Reader, out *leg) {
 		inf = wsframe.NewInflater(comp)
 	}
 	pp := &pumper{s: s, dir: dir, out: out, st: s.stream(dir), r: wsframe.NewReader(src, rules, 0), a: wsframe.NewAssembler(cfg),
-		inf: inf, takeover: s.deflate && comp.ContextTakeover, buf: make([]byte, chunkSize)}
+		inf: inf, buf: make([]byte, chunkSize)}
 	defer s.pumpDone()
 	err := pp.run()
 	s.finish(dir, err)
@@ -330,6 +391,7 @@ func (s *session) end(code wsframe.CloseCode, reason, by string) {
 			c.SetWriteDeadline(until)
 		}
 		l.mu.Lock()
+		l.idle.Broadcast() // a release waiting for a streamed message's end gives up
 		switch l.state {
 		case legClosed:
 		case legMidFrame:
@@ -367,6 +429,7 @@ func (s *session) finishTeardown() {
 		}
 		s.mu.Unlock()
 		s.closeSockets()
+		s.dropHeld()
 		s.p.pipeline.Close(context.Background(), s.conn, *s.closeEv.Load(), s.streams[:]...)
 		s.p.sessions.Delete(s)
 		close(s.finished)
@@ -386,6 +449,20 @@ func (s *session) closeSockets() {
 // stream returns the pipeline of direction d.
 func (s *session) stream(d plugins.Direction) *plugins.Stream { return s.streams[d-1] }
 
+// leg returns the output of direction d (nil for s2c before goproxy handed the
+// client over).
+func (s *session) leg(d plugins.Direction) *leg {
+	if d == plugins.ClientToServer {
+		return s.toServer
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.toClient
+}
+
+// gate returns the strict-hold gate of direction d.
+func (s *session) gate(d plugins.Direction) *gate { return &s.gates[d-1] }
+
 // pumper is the state of one direction's pump.
 type pumper struct {
 	s         *session
@@ -395,7 +472,6 @@ type pumper struct {
 	r         *wsframe.Reader
 	a         *wsframe.Assembler // no Inflater: compressed messages are inflated here, as they arrive
 	inf       *wsframe.Inflater  // nil without permessage-deflate in this direction
-	takeover  bool               // the sender compresses with context takeover
 	closeSeen bool               // the sender sent its close frame
 
 	sizes []int
@@ -437,13 +513,13 @@ func (pp *pumper) run() error {
 		out.mu.Lock()
 		switch out.state {
 		case legMidFrame:
-			out.state = legClosed
+			out.setState(legClosed)
 			if out.deferredClose != nil {
 				out.deferredClose = nil
 				close(out.closeWritten)
 			}
 		case legStreaming:
-			out.state = legIdle
+			out.setState(legIdle)
 		}
 		clear(out.queue)
 		out.queue = out.queue[:0]
@@ -650,7 +726,7 @@ func (pp *pumper) control(m *wsframe.Message) error {
 		// Between the frames of a streamed message, not inside one: the pump
 		// that would write a frame is this one.
 		if isClose {
-			out.state = legClosed
+			out.setState(legClosed)
 		}
 		err = out.w.WriteFrames(m.Frames, m.Wire)
 	}
@@ -659,63 +735,112 @@ func (pp *pumper) control(m *wsframe.Message) error {
 	return err
 }
 
-// message runs a data message through the pipeline and forwards the verdict.
+// message runs a data message through the pipeline and forwards the verdict. While
+// a message held with order=strict waits, the message waits behind it instead (see
+// gate).
 func (pp *pumper) message(m *wsframe.Message) error {
 	s := pp.s
 	if s.ctx.Err() != nil {
 		return errEnded // the session is ending: nothing more is relayed
 	}
-	rec, inject, err := pp.st.Message(s.ctx, m, pp.clock())
+	t := pp.clock()
+	if queued, err := s.gate(pp.dir).offer(s.ctx, m, t); queued || err != nil {
+		// A message held with order=strict waits: this one waits behind it.
+		return err
+	}
+	rec, fx, err := pp.st.Message(s.ctx, m, t)
 	if err != nil {
 		return err
 	}
-	out := pp.out
+	err = s.apply(pp.dir, rec, fx, m, &pp.sizes)
+	s.p.reclaim.done(int64(len(m.Payload)) + int64(len(m.Wire)))
+	return err
+}
+
+// apply carries out the chain's verdict on data message m of direction dir, whose
+// record is rec: forwards it (changed or not), drops it, or holds it, emits the
+// record, and sends the injections the hooks asked for. The pump calls it, and so
+// does whoever releases a strict hold, for the messages that waited behind it
+// (drain); scratch holds frame sizes between calls (nil: none kept).
+func (s *session) apply(dir plugins.Direction, rec *plugins.Record, fx plugins.Effects, m *wsframe.Message, scratch *[]int) error {
+	out, st := s.leg(dir), s.stream(dir)
+	var err error
+	var relayedAt uint64
 	out.mu.Lock()
+	if fx.Hold == nil && !rec.Dropped {
+		// Only another goroutine (a drain) can find a streamed message going out.
+		err = out.waitIdle(s.ctx)
+	}
 	switch {
-	case out.state == legClosed:
+	case err != nil, out.state == legClosed:
 		// The close handshake has begun on this side: nothing more may be sent.
+		err = nil
+	case fx.Hold != nil:
+		// Held at a breakpoint: it leaves the stream, and the receiver never sees
+		// its contribution to the sender's window where the sender put it. So, as
+		// for a dropped one, the proxy compresses this direction itself from now
+		// on, and every later message inflates at the receiver.
+		out.owned = out.owned || (m.Compressed && out.takeover)
+		relayedAt = out.relayed
 	case rec.Dropped:
 		// The receiver never sees this message's contribution to the sender's
 		// window: from now on the proxy compresses this direction itself.
-		out.owned = out.owned || (m.Compressed && pp.takeover)
-	case rec.Modified:
-		err = out.writeMessage(m.Opcode, rec.Payload, m.Compressed, pp.frameSizes(m, len(rec.Payload)))
-		out.owned = out.owned || (m.Compressed && pp.takeover)
-	case m.Compressed && out.owned:
-		err = out.writeMessage(m.Opcode, m.Payload, true, nil)
+		out.owned = out.owned || (m.Compressed && out.takeover)
 	default:
-		// Unchanged: the original frames, byte for byte.
-		err = out.w.WriteFrames(m.Frames, m.Wire)
+		payload, sizes := m.Payload, []int(nil)
+		if rec.Modified {
+			payload, sizes = rec.Payload, frameSizes(m, len(rec.Payload), scratch)
+		}
+		err = out.writeRelayed(m.Opcode, payload, rec.Modified, m.Compressed, m.Frames, m.Wire, sizes)
 	}
 	out.mu.Unlock()
-	pp.st.Emit(rec)
-	s.p.reclaim.done(int64(len(m.Payload)) + int64(len(m.Wire)))
+	var hm *heldMsg
+	if fx.Hold != nil {
+		hm = s.newHeld(dir, fx.Hold, m, rec.Seq, relayedAt)
+	}
+	st.Emit(rec)
 	if err != nil {
 		return err
 	}
+	if hm != nil {
+		s.hold(hm)
+	}
+	s.injectAll(fx.Inject, m.Opcode)
+	return nil
+}
+
+// injectAll sends the injections hooks asked for with a message of opcode op (the
+// opcode of those that name none).
+func (s *session) injectAll(inject []plugins.Injection, op wsframe.Opcode) {
 	for _, in := range inject {
 		if in.Opcode == 0 {
-			in.Opcode = m.Opcode
+			in.Opcode = op
 		}
 		if err := s.Inject(s.ctx, in); err != nil {
 			// The hook's message is lost, not the connection.
 			s.p.log.Warn("injection not sent", "conn", s.conn.ID, "dir", in.Dir.String(), "err", err)
 		}
 	}
-	return nil
 }
 
 // frameSizes returns the original fragment sizes when an uncompressed payload kept
 // its length, so a rewrite does not change the framing; nil (one frame) otherwise.
-func (pp *pumper) frameSizes(m *wsframe.Message, n int) []int {
+// scratch, when not nil, is reused for the sizes.
+func frameSizes(m *wsframe.Message, n int, scratch *[]int) []int {
 	if m.Compressed || n != len(m.Wire) || len(m.Frames) == 1 {
 		return nil
 	}
-	pp.sizes = pp.sizes[:0]
-	for _, h := range m.Frames {
-		pp.sizes = append(pp.sizes, int(h.Length))
+	var sizes []int
+	if scratch != nil {
+		sizes = (*scratch)[:0]
 	}
-	return pp.sizes
+	for _, h := range m.Frames {
+		sizes = append(sizes, int(h.Length))
+	}
+	if scratch != nil {
+		*scratch = sizes
+	}
+	return sizes
 }
 
 // startStream begins forwarding an uncompressed message that bypasses the hooks,
@@ -923,13 +1048,14 @@ func (pp *pumper) streamFrame(h wsframe.Header, pos int) error {
 	if pp.streamOwn && out.state != legClosed {
 		err = out.w.WriteFragment(wsframe.OpContinuation, 0, nil, true) // the end of the plaintext
 	}
+	out.relayed++
 	// The message is whole: its record goes first (like any message, when it
 	// completes: a ping between its frames comes first), then the injections that
 	// waited for it, written in the same critical section so that none overtakes
 	// another.
 	pp.streaming = false
 	if out.state == legStreaming {
-		out.state = legIdle
+		out.setState(legIdle)
 	}
 	seq := pp.st.NextSeq() // before the injections queued behind the message
 	queued := out.queue
