@@ -93,15 +93,17 @@ func (s *Store) Replay(conns []string, o plugins.Observer) {
 		s.mu.RLock()
 		end := min(n, start+scanChunk)
 		batch := make([]row, 0, end-start)
+		ids := make([]int32, 0, end-start)
 		for i := start; i < end; i++ {
 			r := s.rows[i]
 			if id := s.conns[r.conn].pc.ID; len(want) == 0 || want[id] {
 				batch = append(batch, r)
+				ids = append(ids, int32(i))
 			}
 		}
 		s.mu.RUnlock()
 		for i := range batch {
-			s.replayRow(&batch[i], o)
+			s.replayRow(ids[i], &batch[i], o)
 		}
 	}
 	closed := make([]*Conn, 0, len(sel))
@@ -116,10 +118,11 @@ func (s *Store) Replay(conns []string, o plugins.Observer) {
 	}
 }
 
-// replayRow hands one row to o.
-func (s *Store) replayRow(r *row, o plugins.Observer) {
+// replayRow hands row id, r, to o.
+func (s *Store) replayRow(id int32, r *row, o plugins.Observer) {
 	s.mu.RLock()
 	pc := s.conns[r.conn].pc
+	heldSeq := s.heldSeq[id]
 	s.mu.RUnlock()
 	t := time.Unix(0, r.time)
 	switch r.kind {
@@ -141,9 +144,20 @@ func (s *Store) replayRow(r *row, o plugins.Observer) {
 		Frames: int(r.frames), DecodeError: "", Truncated: r.flags&Truncated != 0,
 		Modified: r.flags&Modified != 0, Dropped: r.flags&Dropped != 0, Injected: r.flags&Injected != 0,
 		Compressed: r.flags&Compressed != 0, Hooked: r.flags&Hooked != 0,
-		WouldModify: r.flags&WouldModify != 0, WouldDrop: r.flags&WouldDrop != 0}
+		WouldModify: r.flags&WouldModify != 0, WouldDrop: r.flags&WouldDrop != 0,
+		Held: r.flags&Held != 0, Released: r.flags&Released != 0, Edited: r.flags&Edited != 0, TimedOut: r.flags&TimedOut != 0,
+		OutOfOrder: r.flags&OutOfOrder != 0, ConnClosed: r.flags&ConnClosed != 0}
+	if rec.Held {
+		rec.HoldOrder = plugins.StepOut
+		if r.flags&Strict != 0 {
+			rec.HoldOrder = plugins.Strict
+		}
+	}
 	if r.flags&DecodeFailed != 0 {
 		rec.DecodeError = r.text
+	}
+	if rec.Released {
+		rec.HeldSeq = heldSeq
 	}
 	if r.kind == KindUndecodable {
 		o.Undecodable(rec, r.text)

@@ -48,7 +48,7 @@ func (k Kind) String() string {
 }
 
 // Flags are the yes/no facts of a row.
-type Flags uint16
+type Flags uint32
 
 // Flags of a message row.
 const (
@@ -64,6 +64,13 @@ const (
 	WouldDrop
 	DecodeFailed // a codec declined it (Row.DecodeError)
 	Lost         // gap: a message was in progress and is lost
+	Held         // held at a breakpoint when it arrived (not forwarded then)
+	Strict       // held with order=strict: its direction waited behind it
+	Released     // the end of a hold: what was forwarded (or dropped); Row.HeldSeq names the held one
+	Edited       // released: someone changed it
+	TimedOut     // released: nobody decided in time, forwarded unchanged
+	OutOfOrder   // released: later messages of its direction went out before it
+	ConnClosed   // dropped because its connection ended while it was held or waited behind one
 )
 
 var flagNames = []struct {
@@ -71,7 +78,8 @@ var flagNames = []struct {
 	name string
 }{{Modified, "modified"}, {Dropped, "dropped"}, {Injected, "injected"}, {Compressed, "compressed"}, {Decoded, "decoded"},
 	{Truncated, "truncated"}, {Hooked, "hooked"}, {Evicted, "evicted"}, {WouldModify, "would_modify"}, {WouldDrop, "would_drop"},
-	{DecodeFailed, "decode_error"}, {Lost, "lost"}}
+	{DecodeFailed, "decode_error"}, {Lost, "lost"}, {Held, "held"}, {Strict, "strict"}, {Released, "released"},
+	{Edited, "edited"}, {TimedOut, "timed_out"}, {OutOfOrder, "out_of_order"}, {ConnClosed, "conn_closed"}}
 
 // Names returns the names of the flags set, as the API writes them.
 func (f Flags) Names() []string {
@@ -173,6 +181,9 @@ type Store struct {
 	changed chan struct{} // closed on the next change; nil while nobody waits
 
 	cache queryCache
+
+	// heldSeq is the HeldSeq of each released row (few rows have one).
+	heldSeq map[int32]uint64
 }
 
 // New returns a store that keeps at most limit payload bytes (DefaultLimit when
@@ -253,8 +264,9 @@ func (s *Store) conn(c *plugins.Conn, t time.Time) *Conn {
 	return sc
 }
 
-// add appends a row for connection c, keeping its payloads (copied).
-func (s *Store) add(c *plugins.Conn, r row, parts [numParts][]byte) {
+// add appends a row for connection c, keeping its payloads (copied); link, when not
+// nil, is called with the row's id under the lock, to keep more about it.
+func (s *Store) add(c *plugins.Conn, r row, parts [numParts][]byte, link func(id int32)) {
 	size := 0
 	for _, p := range parts {
 		size += len(p)
@@ -284,6 +296,9 @@ func (s *Store) add(c *plugins.Conn, r row, parts [numParts][]byte) {
 		sc.Bytes[r.dir-1] += r.n
 	}
 	s.rows = append(s.rows, r)
+	if link != nil {
+		link(int32(len(s.rows) - 1))
+	}
 	s.used += int64(len(data))
 	s.evictLocked()
 	s.changedLocked()
@@ -338,7 +353,8 @@ func (s *Store) Message(r *plugins.Record) {
 		f  Flags
 	}{{r.Modified, Modified}, {r.Dropped, Dropped}, {r.Injected, Injected}, {r.Compressed, Compressed},
 		{r.Decoded != nil, Decoded}, {r.Truncated, Truncated}, {r.Hooked, Hooked}, {r.WouldModify, WouldModify},
-		{r.WouldDrop, WouldDrop}, {r.DecodeError != "", DecodeFailed}} {
+		{r.WouldDrop, WouldDrop}, {r.DecodeError != "", DecodeFailed}, {r.Held, Held}, {r.Held && r.HoldOrder == plugins.Strict, Strict},
+		{r.Released, Released}, {r.Edited, Edited}, {r.TimedOut, TimedOut}, {r.OutOfOrder, OutOfOrder}, {r.ConnClosed, ConnClosed}} {
 		if b.on {
 			f |= b.f
 		}
@@ -347,8 +363,17 @@ func (s *Store) Message(r *plugins.Record) {
 	if r.Payload == nil {
 		parts[Payload] = []byte{}
 	}
+	var link func(int32)
+	if r.Released {
+		link = func(id int32) {
+			if s.heldSeq == nil {
+				s.heldSeq = map[int32]uint64{}
+			}
+			s.heldSeq[id] = r.HeldSeq
+		}
+	}
 	s.add(r.Conn, row{kind: KindMessage, dir: r.Dir, opcode: r.Opcode, flags: f, frames: int32(r.Frames), seq: r.Seq,
-		time: r.Time.UnixNano(), n: r.Len, origN: r.OriginalLen, text: r.DecodeError}, parts)
+		time: r.Time.UnixNano(), n: r.Len, origN: r.OriginalLen, text: r.DecodeError}, parts, link)
 }
 
 // Undecodable records a message that cannot be shown (plugins.Observer).
@@ -358,7 +383,7 @@ func (s *Store) Undecodable(r *plugins.Record, reason string) {
 		f |= Compressed
 	}
 	s.add(r.Conn, row{kind: KindUndecodable, dir: r.Dir, opcode: r.Opcode, flags: f, frames: int32(r.Frames), seq: r.Seq,
-		time: r.Time.UnixNano(), n: r.Len, text: reason}, [numParts][]byte{})
+		time: r.Time.UnixNano(), n: r.Len, text: reason}, [numParts][]byte{}, nil)
 }
 
 // Gap records bytes missing from a capture (plugins.Observer).
@@ -367,23 +392,23 @@ func (s *Store) Gap(c *plugins.Conn, dir plugins.Direction, t time.Time, bytes i
 	if lost {
 		f = Lost
 	}
-	s.add(c, row{kind: KindGap, dir: dir, flags: f, time: t.UnixNano(), n: bytes}, [numParts][]byte{})
+	s.add(c, row{kind: KindGap, dir: dir, flags: f, time: t.UnixNano(), n: bytes}, [numParts][]byte{}, nil)
 }
 
 // Resync records that a capture's decoder found frames again (plugins.Observer).
 func (s *Store) Resync(c *plugins.Conn, dir plugins.Direction, t time.Time, skipped int64) {
-	s.add(c, row{kind: KindResync, dir: dir, time: t.UnixNano(), n: skipped}, [numParts][]byte{})
+	s.add(c, row{kind: KindResync, dir: dir, time: t.UnixNano(), n: skipped}, [numParts][]byte{}, nil)
 }
 
 // StreamError records a protocol error in a capture (plugins.Observer).
 func (s *Store) StreamError(c *plugins.Conn, dir plugins.Direction, t time.Time, err error) {
-	s.add(c, row{kind: KindError, dir: dir, time: t.UnixNano(), text: err.Error()}, [numParts][]byte{})
+	s.add(c, row{kind: KindError, dir: dir, time: t.UnixNano(), text: err.Error()}, [numParts][]byte{}, nil)
 }
 
 // Controls records pings or pongs counted together (plugins.Observer).
 func (s *Store) Controls(c *plugins.Conn, dir plugins.Direction, cs plugins.ControlSummary) {
 	s.add(c, row{kind: KindControls, dir: dir, opcode: cs.Opcode, time: cs.Last.UnixNano(), n: cs.Count,
-		seq: cs.FirstSeq, origN: cs.Bytes}, [numParts][]byte{})
+		seq: cs.FirstSeq, origN: cs.Bytes}, [numParts][]byte{}, nil)
 }
 
 var _ plugins.Observer = (*Store)(nil)

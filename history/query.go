@@ -2,7 +2,6 @@ package history
 
 import (
 	"bytes"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/wstap/wstap/internal/glob"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/wsframe"
 )
@@ -70,18 +70,8 @@ func (m *matcher) connMatches(c *Conn) bool {
 	if m.q.Conn != "" && c.pc.ID != m.q.Conn {
 		return false
 	}
-	if m.q.URL != "" {
-		u := ""
-		if c.pc.URL != nil {
-			u = c.pc.URL.String()
-		}
-		host := ""
-		if c.pc.URL != nil {
-			host = c.pc.URL.Host
-		}
-		if !Glob(m.q.URL, u) && !Glob(m.q.URL, host) {
-			return false
-		}
+	if m.q.URL != "" && !glob.URL(m.q.URL, c.pc.URL) {
+		return false
 	}
 	return true
 }
@@ -190,17 +180,9 @@ func indexFoldASCII(b, lowerNeedle []byte) int {
 
 // Glob reports whether s matches pattern, in which * matches any run of
 // characters (slashes too) and ? one character; other characters match
-// themselves, case-insensitively.
-func Glob(pattern, s string) bool {
-	if !strings.ContainsAny(pattern, "*?") {
-		return strings.EqualFold(pattern, s)
-	}
-	p := strings.ToLower(pattern)
-	// path.Match treats / specially; replace it so * crosses it.
-	p = strings.ReplaceAll(p, "/", "\x00")
-	ok, err := path.Match(strings.ReplaceAll(p, "[", "\\["), strings.ReplaceAll(strings.ToLower(s), "/", "\x00"))
-	return err == nil && ok
-}
+// themselves, case-insensitively (package internal/glob, which the intercept rules
+// share).
+func Glob(pattern, s string) bool { return glob.Match(pattern, s) }
 
 // queryCache remembers the rows of recent queries, so that paging through the
 // results of a search does not scan the history again; a result is extended with
@@ -278,6 +260,10 @@ type Row struct {
 	Preview    string    `json:"preview"`
 	PreviewHex bool      `json:"preview_hex,omitempty"`
 	Text       string    `json:"text,omitempty"` // decode error, undecodable reason, protocol error
+	// Order is how a held message was held: out or strict; HeldSeq, for the
+	// record of a hold's end (released), the seq of the held message.
+	Order   string  `json:"order,omitempty"`
+	HeldSeq *uint64 `json:"held_seq,omitempty"`
 }
 
 // previewRunes is how many characters of payload a row's preview shows.
@@ -290,6 +276,17 @@ func (s *Store) view(id int) Row {
 		Len: r.n, Frames: r.frames, Flags: r.flags.Names(), Text: r.text}
 	if r.dir != 0 {
 		v.Dir = r.dir.String()
+	}
+	if r.flags&Held != 0 {
+		v.Order = plugins.StepOut.String()
+		if r.flags&Strict != 0 {
+			v.Order = plugins.Strict.String()
+		}
+	}
+	if r.flags&Released != 0 {
+		if seq, ok := s.heldSeq[int32(id)]; ok {
+			v.HeldSeq = &seq
+		}
 	}
 	if r.kind == KindMessage || r.kind == KindUndecodable || r.kind == KindControls {
 		v.Opcode = r.opcode.String()

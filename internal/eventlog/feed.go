@@ -73,7 +73,8 @@ func badEvent(e *Event, format string, args ...any) error {
 //
 // An event that cannot be mapped (no conn id, a direction other than c2s or s2c,
 // an opcode other than text, binary, close, ping and pong, a mode other than
-// proxy, sniff or mode-N, a url that does not parse or is not ws:// or wss://, a
+// proxy, sniff or mode-N, a held message's order other than out, strict or
+// order-N, a url that does not parse or is not ws:// or wss://, a
 // negative length or count, a time outside the years 0 to 9999 in UTC) is an
 // error wrapping [ErrBadEvent], and no call is made.
 func (f *Feeder) Feed(e *Event) error {
@@ -205,8 +206,28 @@ func (f *Feeder) record(e *Event) error {
 	r.Modified, r.Dropped, r.Injected, r.Hooked = e.Modified, e.Dropped, e.Injected, e.Hooked
 	r.WouldModify, r.WouldPayload, r.WouldDecoded = e.WouldModify, e.WouldPayload, e.WouldDecoded
 	r.WouldDrop, r.WouldInject = e.WouldDrop, e.WouldInject
+	if e.Held {
+		o, ok := orders[e.Order]
+		if !ok {
+			return badEvent(e, "order %q is not out or strict", e.Order)
+		}
+		r.Held, r.HoldOrder = true, o
+	}
+	r.Released, r.HeldSeq = e.Released, e.HeldSeq
+	r.Edited, r.TimedOut, r.OutOfOrder, r.ConnClosed = e.Edited, e.TimedOut, e.OutOfOrder, e.ConnClosed
 	return nil
 }
+
+// orders are the orders of held messages, by the names the log writes, with
+// "order-N" for an order this wstap has no name for (as the writer writes it).
+var orders = func() map[string]plugins.Order {
+	m := map[string]plugins.Order{}
+	for o := range plugins.Order(255) {
+		m[o.String()] = o
+	}
+	m["order-255"] = 255
+	return m
+}()
 
 // opcodes are the opcodes of the log's messages, by the names it writes.
 var opcodes = map[string]wsframe.Opcode{

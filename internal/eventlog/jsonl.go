@@ -176,8 +176,36 @@ func (j *JSONL) Message(r *plugins.Record) {
 			b = append(b, `,"would_inject":`...)
 			b = strconv.AppendInt(b, int64(r.WouldInject), 10)
 		}
-		return append(b, '}')
+		return appendHold(b, r)
 	})
+}
+
+// appendHold appends the fields of a message held at a breakpoint, which are left
+// out when they do not apply (every line without them reads as before):
+//
+//	,"held":true,"order":"strict"                       held when it arrived, not forwarded
+//	,"released":true,"held_seq":7,"edited":true,…      the end of the hold of message 7
+//
+// and closes the object.
+func appendHold(b []byte, r *plugins.Record) []byte {
+	if r.Held {
+		b = append(b, `,"held":true,"order":`...)
+		b = appendString(b, r.HoldOrder.String())
+	}
+	if r.Released {
+		b = append(b, `,"released":true,"held_seq":`...)
+		b = strconv.AppendUint(b, r.HeldSeq, 10)
+	}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{r.Edited, `,"edited":true`}, {r.TimedOut, `,"timed_out":true`}, {r.OutOfOrder, `,"out_of_order":true`},
+		{r.ConnClosed, `,"conn_closed":true`}} {
+		if f.on {
+			b = append(b, f.name...)
+		}
+	}
+	return append(b, '}')
 }
 
 // Closed writes a "close" event.

@@ -53,6 +53,14 @@ type Event struct {
 	WouldDecoded    Bytes  `json:"would_decoded"`
 	WouldDrop       bool   `json:"would_drop"`
 	WouldInject     int    `json:"would_inject"`
+	Held            bool   `json:"held"`         // held at a breakpoint when it arrived
+	Order           string `json:"order"`        // held: out or strict
+	Released        bool   `json:"released"`     // the end of a hold
+	HeldSeq         uint64 `json:"held_seq"`     // released: the seq of the held message
+	Edited          bool   `json:"edited"`       // released: someone changed it
+	TimedOut        bool   `json:"timed_out"`    // released: forwarded unchanged after the timeout
+	OutOfOrder      bool   `json:"out_of_order"` // released: later messages went before it
+	ConnClosed      bool   `json:"conn_closed"`  // dropped: its connection ended while it was held or queued
 	Bytes           int64  `json:"bytes"`   // gap, controls
 	Lost            bool   `json:"lost"`    // gap
 	Skipped         int64  `json:"skipped"` // resync

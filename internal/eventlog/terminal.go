@@ -24,7 +24,10 @@ const previewLen = 96
 // (the preview then shows the decoded form), ! a codec could not decode it (the
 // hooks after it skipped it), L larger than the hook limit (the hooks did not see
 // it); in sniff mode, m would be modified and d would be dropped by the hooks (a
-// dry run). Text from the traffic (payloads, URLs,
+// dry run). A message held at a breakpoint (the web UI's intercept) has H when it
+// arrives, and a second line when its hold ends, with R (released) and E edited,
+// T timed out (forwarded unchanged), O out of order (later messages went first),
+// or D C: dropped because its connection ended (C). Text from the traffic (payloads, URLs,
 // subprotocols, close reasons) is shown with control characters replaced, so it
 // cannot drive the terminal.
 //
@@ -99,7 +102,8 @@ func (t *Terminal) Message(r *plugins.Record) {
 			c  byte
 		}{{r.Modified, 'M'}, {r.Dropped, 'D'}, {r.Injected, 'I'}, {r.Compressed, 'Z'}, {r.Decoded != nil, '+'},
 			{r.DecodeError != "", '!'}, {r.WouldModify, 'm'}, {r.WouldDrop, 'd'},
-			{!r.Hooked && r.Opcode.IsData() && !r.Injected, 'L'}} {
+			{!r.Hooked && r.Opcode.IsData() && !r.Injected && !r.ConnClosed, 'L'},
+			{r.Held, 'H'}, {r.Released, 'R'}, {r.Edited, 'E'}, {r.TimedOut, 'T'}, {r.OutOfOrder, 'O'}, {r.ConnClosed, 'C'}} {
 			if f.on {
 				b = append(b, f.c)
 			}

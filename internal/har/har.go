@@ -64,6 +64,10 @@
 //	  would_modify, would_payload, would_decoded, would_drop, would_inject
 //	                                    _wstapWouldModify, _wstapWouldPayload (+ Encoding), _wstapWouldDecoded
 //	                                    (+ Encoding), _wstapWouldDrop, _wstapWouldInject
+//	  held, order                       _wstapHeld, _wstapOrder
+//	  released, held_seq, edited, timed_out, out_of_order, conn_closed
+//	                                    _wstapReleased, _wstapHeldSeq, _wstapEdited, _wstapTimedOut,
+//	                                    _wstapOutOfOrder, _wstapConnClosed
 //
 // A dropped message is in _webSocketMessages like the others (Chrome shows it):
 // _wstapDropped says it never reached its peer. Times keep microseconds, as the log.
@@ -268,6 +272,14 @@ type message struct {
 	WouldDecodedEncoding    string  `json:"_wstapWouldDecodedEncoding,omitempty"`
 	WouldDrop               bool    `json:"_wstapWouldDrop,omitempty"`
 	WouldInject             int     `json:"_wstapWouldInject,omitempty"`
+	Held                    bool    `json:"_wstapHeld,omitempty"`
+	Order                   string  `json:"_wstapOrder,omitempty"`
+	Released                bool    `json:"_wstapReleased,omitempty"`
+	HeldSeq                 *uint64 `json:"_wstapHeldSeq,omitempty"`
+	Edited                  bool    `json:"_wstapEdited,omitempty"`
+	TimedOut                bool    `json:"_wstapTimedOut,omitempty"`
+	OutOfOrder              bool    `json:"_wstapOutOfOrder,omitempty"`
+	ConnClosed              bool    `json:"_wstapConnClosed,omitempty"`
 }
 
 type closeInfo struct {

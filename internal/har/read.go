@@ -320,6 +320,11 @@ func messageFrom(conn string, m *message, next map[string]uint64) (*eventlog.Eve
 	e.Modified, e.Dropped, e.Injected = m.Modified, m.Dropped, m.Injected
 	e.OriginalLen, e.DecodeError = m.OriginalLen, m.DecodeError
 	e.WouldModify, e.WouldDrop, e.WouldInject = m.WouldModify, m.WouldDrop, m.WouldInject
+	e.Held, e.Order, e.Released = m.Held, m.Order, m.Released
+	if m.HeldSeq != nil {
+		e.HeldSeq = *m.HeldSeq
+	}
+	e.Edited, e.TimedOut, e.OutOfOrder, e.ConnClosed = m.Edited, m.TimedOut, m.OutOfOrder, m.ConnClosed
 	for _, f := range []struct {
 		name  string
 		to    *eventlog.Bytes

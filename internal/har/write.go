@@ -382,6 +382,14 @@ func newMessage(e *eventlog.Event) *message {
 	m.WouldModify, m.WouldDrop, m.WouldInject = e.WouldModify, e.WouldDrop, e.WouldInject
 	m.WouldPayload, m.WouldPayloadEncoding = payload(e.WouldPayload, text)
 	m.WouldDecoded, m.WouldDecodedEncoding = payload(e.WouldDecoded, true)
+	if e.Held {
+		m.Held, m.Order = true, e.Order
+	}
+	if e.Released {
+		held := e.HeldSeq
+		m.Released, m.HeldSeq = true, &held
+	}
+	m.Edited, m.TimedOut, m.OutOfOrder, m.ConnClosed = e.Edited, e.TimedOut, e.OutOfOrder, e.ConnClosed
 	return m
 }
 
