@@ -10,9 +10,11 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/wstap/wstap/certs"
 	"github.com/wstap/wstap/history"
+	"github.com/wstap/wstap/intercept"
 	"github.com/wstap/wstap/internal/eventlog"
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/plugins/load"
@@ -41,12 +43,15 @@ shows, use --show, e.g. --show 'dir=s2c,match=error'.
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help string) int {
 	fs := newFlagSet("wstap proxy", help+proxyHelp, stdout)
 	var c config
-	var hooks, show stringsFlag
+	var hooks, show, intercepts stringsFlag
+	var interceptTimeout time.Duration
 	var configPath string
 	var verbose bool
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	fs.StringVar(&c.CADir, "ca-dir", "", "CA directory (default $"+certs.DirEnv+" or the user config dir)")
 	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order")
+	fs.Var(&intercepts, "intercept", "hold the messages matching `RULE` in the web UI (needs --ui): dir=, url=GLOB, opcode=, match=REGEXP, order=out|strict, joined by commas; repeat for any of several")
+	fs.DurationVar(&interceptTimeout, "intercept-timeout", intercept.DefaultTimeout, "forward a held message unchanged after `DURATION` when nobody decided")
 	fs.Var(&show, "show", "show only the view's events matching `RULE`: dir=, opcode=, match=REGEXP, url=GLOB, conn=ID, joined by commas; repeat for any of several (the traffic is not changed)")
 	fs.StringVar(&c.Log, "log", "", "write the JSONL event log to `FILE` (- for stdout; the view then goes to stderr)")
 	fs.StringVar(&configPath, "config", "", "read settings from a YAML `FILE`; flags override it")
@@ -150,7 +155,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	if err != nil {
 		return badValue("%v", err)
 	}
-	chain, err := load.Chain(c.Hooks, load.Options{Policy: policy, Logger: logger})
+	bp, err := newBreakpoint(intercepts, interceptTimeout, c.Hooks, uiOpt.addr != "", logger)
+	if err != nil {
+		return badValue("%v", err)
+	}
+	chain, err := bp.chain(c.Hooks, load.Options{Policy: policy, Logger: logger})
 	if err != nil {
 		return badValue("%s%v", hookWhere, err)
 	}
@@ -207,7 +216,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 		defer async.Close()
 		observers = append(observers, async)
 		uiCfg = ui.Config{Store: store, Lost: async.Dropped, Logger: uiLogger(logger),
-			Info: ui.Info{Version: version(), Mode: "proxy"}}
+			Info: ui.Info{Version: version(), Mode: "proxy"}, Intercept: bp.ctl, Breakpoint: bp.where}
 	}
 	pcfg.Observer = observers
 
@@ -241,6 +250,10 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 		}
 		defer wait()
 		fmt.Fprintf(stderr, "  web UI:  %s\n", url)
+		if rules := bp.ctl.Settings().Rules; len(rules) > 0 {
+			fmt.Fprintf(stderr, "  intercept: %d rule(s), %s; held messages wait in the web UI (forwarded unchanged after %s)\n",
+				len(rules), bp.where, bp.ctl.Settings().Timeout)
+		}
 	}
 	if err := p.Serve(ctx, ln); err != nil {
 		return fail("%v", err)

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -48,10 +49,14 @@ type infoView struct {
 	Info
 	History history.Stats `json:"history"`
 	Lost    int64         `json:"lost"`
+	// Intercept and Inject say whether the write side of the API works (a live
+	// proxy) or answers 409 (sniff, open).
+	Intercept bool `json:"intercept"`
+	Inject    bool `json:"inject"`
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
-	v := infoView{Info: s.cfg.Info, History: s.cfg.Store.Stats()}
+	v := infoView{Info: s.cfg.Info, History: s.cfg.Store.Stats(), Intercept: s.cfg.Intercept != nil, Inject: s.cfg.Intercept != nil}
 	if s.cfg.Lost != nil {
 		v.Lost = s.cfg.Lost()
 	}
@@ -169,8 +174,10 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request) {
 const eventInterval = 200 * time.Millisecond
 
 // events is the event stream (Server-Sent Events): a "state" event with the
-// history's size whenever it changed, coalesced to one every eventInterval. A page
-// that falls behind never slows the proxy: it only ever gets the latest state.
+// history's size whenever it changed, and, with a breakpoint, an "intercept" event
+// when its held messages or settings changed, each coalesced to one every
+// eventInterval. A page that falls behind never slows the proxy: it only ever gets
+// the latest state.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Origin") != "" && !s.sameOrigin(r, true) {
 		http.Error(w, "wstap ui: cross-origin event stream refused", http.StatusForbidden)
@@ -184,27 +191,36 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	ctx := r.Context()
-	var seen uint64
+	ic := s.cfg.Intercept
+	var seen, iseen uint64
 	first := true
 	for {
-		v := seen
+		v, iv := seen, iseen
 		if !first {
-			v = s.cfg.Store.Wait(ctx, seen)
+			v, iv = s.wait(ctx, seen, iseen)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		first, seen = false, v
-		st := s.cfg.Store.Stats()
-		state := map[string]any{"version": st.Version, "connections": st.Conns, "rows": st.Rows, "evicted": st.Evicted,
-			"used": st.Used, "limit": st.Limit}
-		if s.cfg.Lost != nil {
-			state["lost"] = s.cfg.Lost()
+		if first || v != seen {
+			st := s.cfg.Store.Stats()
+			state := map[string]any{"version": st.Version, "connections": st.Conns, "rows": st.Rows, "evicted": st.Evicted,
+				"used": st.Used, "limit": st.Limit}
+			if s.cfg.Lost != nil {
+				state["lost"] = s.cfg.Lost()
+			}
+			if !sendEvent(w, "state", state) {
+				return
+			}
 		}
-		b, _ := json.Marshal(state)
-		if _, err := fmt.Fprintf(w, "event: state\ndata: %s\n\n", b); err != nil {
-			return
+		if ic != nil && (first || iv != iseen) {
+			iv, _ = ic.Changes()
+			ev := map[string]any{"version": iv, "enabled": ic.Settings().Enabled, "held": len(ic.Held())}
+			if !sendEvent(w, "intercept", ev) {
+				return
+			}
 		}
+		first, seen, iseen = false, v, iv
 		fl.Flush()
 		select {
 		case <-ctx.Done():
@@ -212,6 +228,39 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(eventInterval):
 		}
 	}
+}
+
+// sendEvent writes one server-sent event; false when the client went away.
+func sendEvent(w http.ResponseWriter, name string, v any) bool {
+	b, _ := json.Marshal(v)
+	_, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b)
+	return err == nil
+}
+
+// wait waits until the history's version differs from seen or the breakpoint's
+// from iseen (when there is a breakpoint), or ctx ends, and returns both.
+func (s *Server) wait(ctx context.Context, seen, iseen uint64) (uint64, uint64) {
+	ic := s.cfg.Intercept
+	if ic == nil {
+		return s.cfg.Store.Wait(ctx, seen), iseen
+	}
+	iv, changed := ic.Changes()
+	if iv != iseen {
+		return s.cfg.Store.Stats().Version, iv
+	}
+	// The store's Wait ends with its context: end it when the breakpoint changes.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	v := s.cfg.Store.Wait(wctx, seen)
+	iv, _ = ic.Changes()
+	return v, iv
 }
 
 // conns reads the connections an export is about: conns=c1,c2 (all when absent).

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/history"
+	"github.com/wstap/wstap/intercept"
 )
 
 //go:embed static
@@ -57,6 +58,13 @@ type Config struct {
 	Lost func() int64
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// Intercept, when set (a live proxy), is the breakpoint the write side of the
+	// API drives: its settings and held messages, and injections into live
+	// connections (docs/ui.md, "Intercept and inject API"). Nil: read-only.
+	Intercept *intercept.Controller
+	// Breakpoint says where the breakpoint sits in the hook chain, for
+	// GET /api/intercept ("after base64 → aes").
+	Breakpoint string
 }
 
 // Server serves the UI. Create it with [New], run it with [Server.Serve].
@@ -112,6 +120,15 @@ func New(cfg Config) (*Server, error) {
 	s.api("GET /api/events", s.events)
 	s.api("GET /api/export.har", s.exportHAR)
 	s.api("GET /api/export.jsonl", s.exportJSONL)
+	s.api("GET /api/intercept", s.getIntercept)
+	s.api("PUT /api/intercept", s.putIntercept)
+	s.api("POST /api/intercept/check", s.checkRule)
+	s.api("GET /api/intercept/held", s.heldList)
+	s.api("POST /api/intercept/held/{id}/forward", s.forwardHeld)
+	s.api("POST /api/intercept/held/{id}/drop", s.dropHeld)
+	s.api("POST /api/intercept/forward-all", s.forwardAll)
+	s.api("POST /api/connections/{id}/inject", s.inject)
+	s.api("POST /api/messages/{id}/resend", s.resend)
 	return s, nil
 }
 
