@@ -360,12 +360,15 @@ func (s *session) finish(dir plugins.Direction, err error) {
 // lingering: later callers return at once, and the last pump to finish (or the
 // backstop timer, if goproxy never runs one) closes the sockets and logs the close.
 func (s *session) end(code wsframe.CloseCode, reason, by string) {
+	// The first close wins the log: a close frame a peer sent earlier, or this
+	// one, not the replies the peers send to it while the sockets close. It is
+	// recorded before ending is set, so that whoever sees the session ending (a
+	// pump that then finishes the teardown) finds it: Close runs on goproxy's
+	// goroutine, and the pumps may finish while it is here.
+	s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: time.Now(), Code: code, Reason: reason, By: by})
 	if !s.ending.CompareAndSwap(false, true) {
 		return
 	}
-	// The first close wins the log: a close frame a peer sent earlier, or this
-	// one, not the replies the peers send to it while the sockets close.
-	s.closeEv.CompareAndSwap(nil, &plugins.CloseEvent{Time: time.Now(), Code: code, Reason: reason, By: by})
 	s.cancel()
 	wire := code
 	if !wire.ValidOnWire() {
