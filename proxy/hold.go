@@ -322,6 +322,20 @@ func (s *session) sendReleased(hm *heldMsg, d plugins.Decision, res plugins.Resu
 // one of them is held with order=strict again.
 func (s *session) drain(dir plugins.Direction) {
 	g, st := s.gate(dir), s.stream(dir)
+	// The pump flushes what it writes once its input runs dry; what a drain
+	// writes, it flushes itself, once done.
+	defer func() {
+		out := s.leg(dir)
+		out.mu.Lock()
+		if out.state != legClosed {
+			if err := out.w.Flush(); err != nil && s.ctx.Err() == nil {
+				out.mu.Unlock()
+				s.finish(dir, err)
+				return
+			}
+		}
+		out.mu.Unlock()
+	}()
 	for s.ctx.Err() == nil {
 		q, ok := g.next()
 		if !ok {

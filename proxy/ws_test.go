@@ -853,9 +853,16 @@ func wsrDeflateCase(t *testing.T, dir plugins.Direction, kind string) {
 // ends.
 func wsrCoderTakeoverPair(ctx context.Context, t testing.TB, tp *testProxy, path string) (client, server *coder.Conn, rl *wsrRecListener) {
 	t.Helper()
+	return wsrCoderPair(ctx, t, tp, path, coder.CompressionContextTakeover)
+}
+
+// wsrCoderPair is wsrCoderTakeoverPair with both sides offering and accepting
+// compression as mode says.
+func wsrCoderPair(ctx context.Context, t testing.TB, tp *testProxy, path string, mode coder.CompressionMode) (client, server *coder.Conn, rl *wsrRecListener) {
+	t.Helper()
 	accepted := make(chan *coder.Conn, 1)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := coder.Accept(w, r, &coder.AcceptOptions{CompressionMode: coder.CompressionContextTakeover})
+		c, err := coder.Accept(w, r, &coder.AcceptOptions{CompressionMode: mode})
 		if err == nil {
 			accepted <- c
 		}
@@ -866,7 +873,7 @@ func wsrCoderTakeoverPair(ctx context.Context, t testing.TB, tp *testProxy, path
 	t.Cleanup(srv.Close)
 	hc := &http.Client{Transport: &http.Transport{DialContext: wsrDialContext(tp.Addr)}}
 	client, _, err := coder.Dial(ctx, "ws://"+srv.Listener.Addr().String()+path, &coder.DialOptions{
-		HTTPClient: hc, CompressionMode: coder.CompressionContextTakeover})
+		HTTPClient: hc, CompressionMode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
