@@ -58,14 +58,14 @@ type session struct {
 	gates [2]gate // each direction's messages waiting behind a strict hold (index: Direction-1)
 
 	mu           sync.Mutex
-	early2c      []pendingInjection // s2c injections made before toClient was set
+	early2c      []pendingInjection    // s2c injections made before toClient was set
 	holds        map[*heldMsg]struct{} // the messages held at a breakpoint
 	tornDown     bool                  // finishTeardown began: nothing more is held or released
 	releasing    sync.WaitGroup        // releases in progress, which finishTeardown waits for
-	client       io.Writer          // the client connection, once WriteTo knows it
-	done         bool               // end has run
-	pendingClose []byte             // the close frame for a client leg that did not exist yet at end
-	lingerUntil  time.Time          // the read deadline of the lingering close
+	client       io.Writer             // the client connection, once WriteTo knows it
+	done         bool                  // end has run
+	pendingClose []byte                // the close frame for a client leg that did not exist yet at end
+	lingerUntil  time.Time             // the read deadline of the lingering close
 
 	ctx    context.Context
 	cancel context.CancelFunc
