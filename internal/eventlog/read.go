@@ -61,11 +61,11 @@ type Event struct {
 	TimedOut        bool   `json:"timed_out"`    // released: forwarded unchanged after the timeout
 	OutOfOrder      bool   `json:"out_of_order"` // released: later messages went before it
 	ConnClosed      bool   `json:"conn_closed"`  // dropped: its connection ended while it was held or queued
-	Bytes           int64  `json:"bytes"`   // gap, controls
-	Lost            bool   `json:"lost"`    // gap
-	Skipped         int64  `json:"skipped"` // resync
-	Reason          string `json:"reason"`  // undecodable, close
-	Error           string `json:"error"`   // error
+	Bytes           int64  `json:"bytes"`        // gap, controls
+	Lost            bool   `json:"lost"`         // gap
+	Skipped         int64  `json:"skipped"`      // resync
+	Reason          string `json:"reason"`       // undecodable, close
+	Error           string `json:"error"`        // error
 
 	// close
 	Code uint16 `json:"code"`
