@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/wstap/wstap/intercept"
 	"github.com/wstap/wstap/internal/wstest"
 	"github.com/wstap/wstap/plugins"
+	"github.com/wstap/wstap/plugins/gosrc"
 	"github.com/wstap/wstap/proxy"
 )
 
@@ -411,5 +413,46 @@ func TestInterceptKeepsPings(t *testing.T) {
 				t.Fatalf("%d pongs in %s", n, hold)
 			}
 		})
+	}
+}
+
+// TestScriptInjectsPlaintext: a Go-source hook injects plaintext on a live
+// connection through the path the web UI uses (plugins.Conn.Inject with Encode):
+// the chain's codecs encode it, and it is logged as injected with its plaintext.
+func TestScriptInjectsPlaintext(t *testing.T) {
+	t.Parallel()
+	b64, err := plugins.New("base64", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := gosrc.Load("testdata/knock.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := startProxy(t, proxy.Config{}, plugins.FailOpen, append([]plugins.Element{b64}, script...)...)
+	srv := startRecordingServer(t)
+	c, _, err := tp.Dialer().Dial(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(base64.StdEncoding.EncodeToString([]byte("knock")))); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, srv.got, "the knock"); got != "a25vY2s=" {
+		t.Fatalf("the server got %q", got)
+	}
+	if got := readText(t, c); got != base64.StdEncoding.EncodeToString([]byte("who is there")) {
+		t.Fatalf("the client got %q", got)
+	}
+	evs := tp.WaitEvents(t, "message", wsrWait, func(evs []map[string]any) bool { return len(evs) == 2 })
+	var injected []map[string]any
+	for _, ev := range evs {
+		if ev["injected"] == true {
+			injected = append(injected, ev)
+		}
+	}
+	if len(injected) != 1 || injected[0]["dir"] != "s2c" || injected[0]["decoded"] != "who is there" {
+		t.Fatalf("injections logged as %v", injected)
 	}
 }

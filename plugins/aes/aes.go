@@ -16,8 +16,9 @@
 // when a GCM tag does not verify (wrong key, other format) or when CBC padding is not
 // valid PKCS#7. CTR has no integrity check: with a wrong key it decodes to garbage.
 //
-// Encode, called only when a later hook changed the plaintext, uses a fresh random
-// nonce or IV (crypto/rand) in front of the ciphertext with iv=prefix. With a fixed
+// Encode, called when a later hook (or an intercept edit) changed the plaintext, and
+// for a new message with no original (an injection, docs/plugins.md), uses a fresh
+// random nonce or IV (crypto/rand) in front of the ciphertext with iv=prefix. With a fixed
 // iv it reuses that IV, as the app does; for GCM and CTR this repeats a nonce under
 // the same key, which is exactly the app's own weakness, not a new one.
 package aes
