@@ -31,6 +31,8 @@ type config struct {
 	EveryControl     bool
 	UI               string // the web UI's address; "true" is the default one
 	UIHistory        string
+	Intercept        []string // --intercept rules
+	InterceptTimeout string
 
 	// origin says, by flag name, where the config file set a setting, for error
 	// messages ("wstap.yaml:5: max_message"); settings from flags or defaults are
@@ -73,6 +75,8 @@ func (c *config) settings() []setting {
 		{"every_control", "every-control", boolean, &c.EveryControl},
 		{"ui", "ui", "an address such as 127.0.0.1:8081, or true for that one", &c.UI},
 		{"ui_history", "ui-history", "a size such as 256MiB", &c.UIHistory},
+		{"intercept", "intercept", "an intercept rule such as 'dir=c2s,match=transfer', or a list of them", &c.Intercept},
+		{"intercept_timeout", "intercept-timeout", "a duration such as 5m", &c.InterceptTimeout},
 	}
 }
 

@@ -23,11 +23,12 @@ type breakpoint struct {
 // breakpoint in the chain.
 func isInterceptSpec(s plugins.Spec) bool { return s.Kind == plugins.Named && s.Name == "intercept" }
 
-// newBreakpoint checks the intercept settings: the rules (each a --intercept), the
-// timeout, and a "--hook intercept" among hooks. Without the UI (withUI false)
+// newBreakpoint checks the intercept settings: the rules (each a --intercept, or
+// the config file's intercept setting, which where names in errors), the timeout,
+// and a "--hook intercept" among hooks. Without the UI (withUI false)
 // there is no breakpoint, and asking for one is an error: nothing could release
 // what it holds.
-func newBreakpoint(rules []string, timeout time.Duration, hooks []plugins.Spec, withUI bool, log *slog.Logger) (breakpoint, error) {
+func newBreakpoint(where string, rules []string, timeout time.Duration, hooks []plugins.Spec, withUI bool, log *slog.Logger) (breakpoint, error) {
 	placed := 0
 	for _, h := range hooks {
 		if !isInterceptSpec(h) {
@@ -41,21 +42,18 @@ func newBreakpoint(rules []string, timeout time.Duration, hooks []plugins.Spec, 
 	if placed > 1 {
 		return breakpoint{}, errors.New("--hook intercept is given more than once; the chain has one breakpoint")
 	}
-	if timeout <= 0 {
-		return breakpoint{}, fmt.Errorf("--intercept-timeout %s: want a duration above 0, such as 30s or 5m", timeout)
-	}
 	parsed := make([]intercept.Rule, 0, len(rules))
 	for _, r := range rules {
 		rule, err := intercept.ParseRule(r)
 		if err != nil {
-			return breakpoint{}, fmt.Errorf("--intercept: %s", strings.TrimPrefix(err.Error(), "intercept: "))
+			return breakpoint{}, fmt.Errorf("%s: %s", where, strings.TrimPrefix(err.Error(), "intercept: "))
 		}
 		parsed = append(parsed, rule)
 	}
 	if !withUI {
 		switch {
 		case len(rules) > 0:
-			return breakpoint{}, errors.New("--intercept needs --ui: held messages are forwarded, edited or dropped in the web UI (or its API), and without it nothing could release them")
+			return breakpoint{}, fmt.Errorf("%s needs --ui: held messages are forwarded, edited or dropped in the web UI (or its API), and without it nothing could release them", where)
 		case placed > 0:
 			return breakpoint{}, errors.New("--hook intercept needs --ui: the breakpoint is the web UI's intercept")
 		}

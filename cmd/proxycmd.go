@@ -44,14 +44,13 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	fs := newFlagSet("wstap proxy", help+proxyHelp, stdout)
 	var c config
 	var hooks, show, intercepts stringsFlag
-	var interceptTimeout time.Duration
 	var configPath string
 	var verbose bool
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	fs.StringVar(&c.CADir, "ca-dir", "", "CA directory (default $"+certs.DirEnv+" or the user config dir)")
 	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order")
 	fs.Var(&intercepts, "intercept", "hold the messages matching `RULE` in the web UI (needs --ui): dir=, url=GLOB, opcode=, match=REGEXP, order=out|strict, joined by commas; repeat for any of several")
-	fs.DurationVar(&interceptTimeout, "intercept-timeout", intercept.DefaultTimeout, "forward a held message unchanged after `DURATION` when nobody decided")
+	fs.StringVar(&c.InterceptTimeout, "intercept-timeout", intercept.DefaultTimeout.String(), "forward a held message unchanged after `DURATION` when nobody decided")
 	fs.Var(&show, "show", "show only the view's events matching `RULE`: dir=, opcode=, match=REGEXP, url=GLOB, conn=ID, joined by commas; repeat for any of several (the traffic is not changed)")
 	fs.StringVar(&c.Log, "log", "", "write the JSONL event log to `FILE` (- for stdout; the view then goes to stderr)")
 	fs.StringVar(&configPath, "config", "", "read settings from a YAML `FILE`; flags override it")
@@ -69,7 +68,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	if code := parseFlags(fs, joinUIArg(args), stderr); code >= 0 {
 		return code
 	}
-	c.Show = show
+	c.Show, c.Intercept = show, intercepts
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "wstap: "+format+"\n", args...)
 		return exitError
@@ -155,7 +154,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	if err != nil {
 		return badValue("%v", err)
 	}
-	bp, err := newBreakpoint(intercepts, interceptTimeout, c.Hooks, uiOpt.addr != "", logger)
+	interceptTimeout, err := time.ParseDuration(c.InterceptTimeout)
+	if err != nil || interceptTimeout <= 0 {
+		return badValue("%s %q: want a duration above 0, such as 30s or 5m", c.where("intercept-timeout"), c.InterceptTimeout)
+	}
+	bp, err := newBreakpoint(c.where("intercept"), c.Intercept, interceptTimeout, c.Hooks, uiOpt.addr != "", logger)
 	if err != nil {
 		return badValue("%v", err)
 	}
