@@ -19,6 +19,7 @@ func init() {
 		"DefaultControlBurst":   reflect.ValueOf(constant.MakeFromLiteral("5", token.INT, 0)),
 		"DefaultMaxHookMessage": reflect.ValueOf(constant.MakeFromLiteral("16777216", token.INT, 0)),
 		"Drop":                  reflect.ValueOf(plugins.Drop),
+		"ErrNotHeld":            reflect.ValueOf(&plugins.ErrNotHeld).Elem(),
 		"ErrReadOnly":           reflect.ValueOf(&plugins.ErrReadOnly).Elem(),
 		"ErrSize":               reflect.ValueOf(&plugins.ErrSize).Elem(),
 		"ErrSpec":               reflect.ValueOf(&plugins.ErrSpec).Elem(),
@@ -32,6 +33,7 @@ func init() {
 		"New":                   reflect.ValueOf(plugins.New),
 		"NewAsync":              reflect.ValueOf(plugins.NewAsync),
 		"NewChain":              reflect.ValueOf(plugins.NewChain),
+		"NewHeld":               reflect.ValueOf(plugins.NewHeld),
 		"NewOptions":            reflect.ValueOf(plugins.NewOptions),
 		"ParseBytes":            reflect.ValueOf(plugins.ParseBytes),
 		"ParseSize":             reflect.ValueOf(plugins.ParseSize),
@@ -43,10 +45,13 @@ func init() {
 		"Registered":            reflect.ValueOf(plugins.Registered),
 		"ServerToClient":        reflect.ValueOf(plugins.ServerToClient),
 		"Sniff":                 reflect.ValueOf(plugins.Sniff),
+		"StepOut":               reflect.ValueOf(plugins.StepOut),
+		"Strict":                reflect.ValueOf(plugins.Strict),
 
 		// type definitions
 		"Action":         reflect.ValueOf((*plugins.Action)(nil)),
 		"Async":          reflect.ValueOf((*plugins.Async)(nil)),
+		"Breakpoint":     reflect.ValueOf((*plugins.Breakpoint)(nil)),
 		"Chain":          reflect.ValueOf((*plugins.Chain)(nil)),
 		"CloseEvent":     reflect.ValueOf((*plugins.CloseEvent)(nil)),
 		"CloseHook":      reflect.ValueOf((*plugins.CloseHook)(nil)),
@@ -54,13 +59,17 @@ func init() {
 		"Conn":           reflect.ValueOf((*plugins.Conn)(nil)),
 		"ControlSummary": reflect.ValueOf((*plugins.ControlSummary)(nil)),
 		"Controller":     reflect.ValueOf((*plugins.Controller)(nil)),
+		"Decision":       reflect.ValueOf((*plugins.Decision)(nil)),
 		"Direction":      reflect.ValueOf((*plugins.Direction)(nil)),
+		"Effects":        reflect.ValueOf((*plugins.Effects)(nil)),
 		"Element":        reflect.ValueOf((*plugins.Element)(nil)),
 		"Error":          reflect.ValueOf((*plugins.Error)(nil)),
 		"ErrorPolicy":    reflect.ValueOf((*plugins.ErrorPolicy)(nil)),
 		"Factory":        reflect.ValueOf((*plugins.Factory)(nil)),
 		"Handshake":      reflect.ValueOf((*plugins.Handshake)(nil)),
 		"HandshakeHook":  reflect.ValueOf((*plugins.HandshakeHook)(nil)),
+		"Held":           reflect.ValueOf((*plugins.Held)(nil)),
+		"HoldControl":    reflect.ValueOf((*plugins.HoldControl)(nil)),
 		"Hook":           reflect.ValueOf((*plugins.Hook)(nil)),
 		"HookFunc":       reflect.ValueOf((*plugins.HookFunc)(nil)),
 		"Injection":      reflect.ValueOf((*plugins.Injection)(nil)),
@@ -73,28 +82,55 @@ func init() {
 		"OpenHook":       reflect.ValueOf((*plugins.OpenHook)(nil)),
 		"OptionDoc":      reflect.ValueOf((*plugins.OptionDoc)(nil)),
 		"Options":        reflect.ValueOf((*plugins.Options)(nil)),
+		"Order":          reflect.ValueOf((*plugins.Order)(nil)),
 		"PanicError":     reflect.ValueOf((*plugins.PanicError)(nil)),
 		"Pipeline":       reflect.ValueOf((*plugins.Pipeline)(nil)),
 		"Record":         reflect.ValueOf((*plugins.Record)(nil)),
 		"Registration":   reflect.ValueOf((*plugins.Registration)(nil)),
+		"Release":        reflect.ValueOf((*plugins.Release)(nil)),
 		"Result":         reflect.ValueOf((*plugins.Result)(nil)),
 		"Scope":          reflect.ValueOf((*plugins.Scope)(nil)),
 		"Spec":           reflect.ValueOf((*plugins.Spec)(nil)),
 		"SpecKind":       reflect.ValueOf((*plugins.SpecKind)(nil)),
 		"Stream":         reflect.ValueOf((*plugins.Stream)(nil)),
+		"Suspension":     reflect.ValueOf((*plugins.Suspension)(nil)),
 		"Verdict":        reflect.ValueOf((*plugins.Verdict)(nil)),
 
 		// interface wrapper definitions
+		"_Breakpoint":    reflect.ValueOf((*_github_com_wstap_wstap_plugins_Breakpoint)(nil)),
 		"_CloseHook":     reflect.ValueOf((*_github_com_wstap_wstap_plugins_CloseHook)(nil)),
 		"_Codec":         reflect.ValueOf((*_github_com_wstap_wstap_plugins_Codec)(nil)),
 		"_Controller":    reflect.ValueOf((*_github_com_wstap_wstap_plugins_Controller)(nil)),
 		"_Element":       reflect.ValueOf((*_github_com_wstap_wstap_plugins_Element)(nil)),
 		"_HandshakeHook": reflect.ValueOf((*_github_com_wstap_wstap_plugins_HandshakeHook)(nil)),
+		"_HoldControl":   reflect.ValueOf((*_github_com_wstap_wstap_plugins_HoldControl)(nil)),
 		"_Hook":          reflect.ValueOf((*_github_com_wstap_wstap_plugins_Hook)(nil)),
 		"_Observer":      reflect.ValueOf((*_github_com_wstap_wstap_plugins_Observer)(nil)),
 		"_OpenHook":      reflect.ValueOf((*_github_com_wstap_wstap_plugins_OpenHook)(nil)),
 		"_Scope":         reflect.ValueOf((*_github_com_wstap_wstap_plugins_Scope)(nil)),
 	}
+}
+
+// _github_com_wstap_wstap_plugins_Breakpoint is an interface wrapper for Breakpoint type
+type _github_com_wstap_wstap_plugins_Breakpoint struct {
+	IValue interface{}
+	WBreak func(ctx context.Context, m *plugins.Message) (order plugins.Order, hold bool)
+	WEnded func(h *plugins.Held)
+	WHold  func(h *plugins.Held)
+	WName  func() string
+}
+
+func (W _github_com_wstap_wstap_plugins_Breakpoint) Break(ctx context.Context, m *plugins.Message) (order plugins.Order, hold bool) {
+	return W.WBreak(ctx, m)
+}
+func (W _github_com_wstap_wstap_plugins_Breakpoint) Ended(h *plugins.Held) {
+	W.WEnded(h)
+}
+func (W _github_com_wstap_wstap_plugins_Breakpoint) Hold(h *plugins.Held) {
+	W.WHold(h)
+}
+func (W _github_com_wstap_wstap_plugins_Breakpoint) Name() string {
+	return W.WName()
 }
 
 // _github_com_wstap_wstap_plugins_CloseHook is an interface wrapper for CloseHook type
@@ -157,6 +193,20 @@ type _github_com_wstap_wstap_plugins_HandshakeHook struct {
 
 func (W _github_com_wstap_wstap_plugins_HandshakeHook) OnHandshake(ctx context.Context, h *plugins.Handshake) error {
 	return W.WOnHandshake(ctx, h)
+}
+
+// _github_com_wstap_wstap_plugins_HoldControl is an interface wrapper for HoldControl type
+type _github_com_wstap_wstap_plugins_HoldControl struct {
+	IValue   interface{}
+	WDone    func() <-chan struct{}
+	WRelease func(ctx context.Context, d plugins.Decision) error
+}
+
+func (W _github_com_wstap_wstap_plugins_HoldControl) Done() <-chan struct{} {
+	return W.WDone()
+}
+func (W _github_com_wstap_wstap_plugins_HoldControl) Release(ctx context.Context, d plugins.Decision) error {
+	return W.WRelease(ctx, d)
 }
 
 // _github_com_wstap_wstap_plugins_Hook is an interface wrapper for Hook type
