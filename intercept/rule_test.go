@@ -129,3 +129,26 @@ func TestControllerBreak(t *testing.T) {
 		t.Fatal("held while off")
 	}
 }
+
+// FuzzParseRule: any text is a rule or an error, never a panic; a rule reads back
+// as it was written and parses again to a rule that matches the same message.
+func FuzzParseRule(f *testing.F) {
+	for _, s := range []string{"dir=c2s,url=*chat*,match=transfer", "order=strict", "match='a,b'", "opcode=binary,conn=c?", "dir=both,_=x", ""} {
+		f.Add(s, []byte(`{"op":"transfer"}`))
+	}
+	conn := &plugins.Conn{ID: "c1", URL: &url.URL{Scheme: "ws", Host: "chat.example", Path: "/chat"}}
+	f.Fuzz(func(t *testing.T, s string, payload []byte) {
+		r, err := intercept.ParseRule(s)
+		if err != nil {
+			return
+		}
+		again, err := intercept.ParseRule(r.String())
+		if err != nil {
+			t.Fatalf("%q parsed, but its String %q does not: %v", s, r.String(), err)
+		}
+		m := &plugins.Message{Conn: conn, Dir: plugins.ClientToServer, Opcode: wsframe.OpText, Payload: payload}
+		if r.Matches(m) != again.Matches(m) || r.Order != again.Order {
+			t.Fatalf("%q and its reparse disagree", s)
+		}
+	})
+}
