@@ -20,6 +20,7 @@ import (
 	"github.com/wstap/wstap/plugins"
 	"github.com/wstap/wstap/plugins/gosrc"
 	"github.com/wstap/wstap/proxy"
+	"github.com/wstap/wstap/wsframe"
 )
 
 // interceptProxy runs a proxy whose chain is elems and then the breakpoint, on,
@@ -170,6 +171,27 @@ func TestInterceptOrder(t *testing.T) {
 						if got := next(t, other, "back"); got != "back "+p {
 							t.Fatalf("reply %d arrived as %.20q", i, got)
 						}
+					}
+					// An injection both ways (written by the proxy, uncompressed,
+					// between relayed messages), and traffic after it.
+					for _, d := range []plugins.Direction{plugins.ClientToServer, plugins.ServerToClient} {
+						p := "injected " + d.String() + " " + long
+						if err := ctl.Inject(ctx, "c1", plugins.Injection{Dir: d, Opcode: wsframe.OpText, Payload: []byte(p)}); err != nil {
+							t.Fatal(err)
+						}
+						ch := got
+						if d.String() != dir {
+							ch = other
+						}
+						if m := next(t, ch, "injected"); m != p {
+							t.Fatalf("injection arrived as %.20q", m)
+						}
+					}
+					if err := sender.Write(ctx, coder.MessageText, []byte("last "+long)); err != nil {
+						t.Fatal(err)
+					}
+					if m := next(t, got, "last"); m != "last "+long {
+						t.Fatalf("last message arrived as %.20q", m)
 					}
 					if n := len(ctl.Held()); n != 0 {
 						t.Fatalf("%d still held", n)
