@@ -48,7 +48,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, help
 	var verbose bool
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	fs.StringVar(&c.CADir, "ca-dir", "", "CA directory (default $"+certs.DirEnv+" or the user config dir)")
-	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order")
+	fs.Var(&hooks, "hook", "hook `SPEC`: NAME[:key=value,...], a .go file or exec:COMMAND; repeat in chain order (\"intercept\" places the web UI's breakpoint, by default after every hook)")
 	fs.Var(&intercepts, "intercept", "hold the messages matching `RULE` in the web UI (needs --ui): dir=, url=GLOB, opcode=, match=REGEXP, order=out|strict, joined by commas; repeat for any of several")
 	fs.StringVar(&c.InterceptTimeout, "intercept-timeout", intercept.DefaultTimeout.String(), "forward a held message unchanged after `DURATION` when nobody decided")
 	fs.Var(&show, "show", "show only the view's events matching `RULE`: dir=, opcode=, match=REGEXP, url=GLOB, conn=ID, joined by commas; repeat for any of several (the traffic is not changed)")
