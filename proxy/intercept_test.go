@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -476,5 +477,44 @@ func TestScriptInjectsPlaintext(t *testing.T) {
 	}
 	if len(injected) != 1 || injected[0]["dir"] != "s2c" || injected[0]["decoded"] != "who is there" {
 		t.Fatalf("injections logged as %v", injected)
+	}
+}
+
+// TestInterceptEditRefused: an edit the codecs cannot encode leaves the message
+// held, with an error that says so (the UI's 422); a raw edit then goes out as
+// it is, past the codecs.
+func TestInterceptEditRefused(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	jsonCodec, err := plugins.New("json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, ctl := interceptProxy(t, 0, []string{"dir=c2s"}, jsonCodec)
+	client, server, _ := wsrCoderPair(ctx, t, tp, "/json", coder.CompressionContextTakeover)
+	got := coderReader(ctx, server)
+	coderReader(ctx, client)
+	if err := client.Write(ctx, coder.MessageText, []byte(`{"a": 1}`)); err != nil {
+		t.Fatal(err)
+	}
+	held := waitHeld(t, ctl, 1)
+	if h := held[0].Held; !strings.Contains(string(h.Payload), `"a": 1`) || strings.Join(h.Codecs, ",") != "json" {
+		t.Fatalf("held %q (codecs %v)", h.Payload, h.Codecs)
+	}
+	err = ctl.Release(ctx, held[0].ID, plugins.Decision{Payload: []byte("not json")})
+	var perr *plugins.Error
+	if !errors.As(err, &perr) || perr.Op != "Encode" || perr.Plugin != "json" {
+		t.Fatalf("an edit json cannot encode: %v", err)
+	}
+	if n := len(ctl.Held()); n != 1 {
+		t.Fatalf("%d held after a refused edit", n)
+	}
+	none(t, got, "after a refused edit")
+	if err := ctl.Release(ctx, held[0].ID, plugins.Decision{Payload: []byte("raw, not json"), Raw: true}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, got, "the raw edit"); m != "raw, not json" {
+		t.Fatalf("the raw edit arrived as %q", m)
 	}
 }
