@@ -226,7 +226,7 @@ func TestInterceptOrder(t *testing.T) {
 // TestInterceptTimeout: a message nobody decides about goes on unchanged after the
 // timeout, and its record says so.
 func TestInterceptTimeout(t *testing.T) {
-	t.Parallel()
+	brNoLeaks(t) // timers and goroutines of held messages end with their connection
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tp, ctl := interceptProxy(t, 300*time.Millisecond, []string{"dir=c2s"})
@@ -253,7 +253,7 @@ func TestInterceptTimeout(t *testing.T) {
 // TestInterceptConnEnds: a connection that ends while a message is held drops it,
 // and the record says so; so are the messages that waited behind a strict hold.
 func TestInterceptConnEnds(t *testing.T) {
-	t.Parallel()
+	brNoLeaks(t) // timers and goroutines of held messages end with their connection
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tp, ctl := interceptProxy(t, 0, []string{"dir=c2s,match=^hold,order=strict"})
@@ -484,7 +484,7 @@ func TestScriptInjectsPlaintext(t *testing.T) {
 // held, with an error that says so (the UI's 422); a raw edit then goes out as
 // it is, past the codecs.
 func TestInterceptEditRefused(t *testing.T) {
-	t.Parallel()
+	brNoLeaks(t) // timers and goroutines of held messages end with their connection
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	jsonCodec, err := plugins.New("json", nil)
