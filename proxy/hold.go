@@ -349,7 +349,7 @@ func (s *session) drain(dir plugins.Direction) {
 			s.finish(dir, err)
 			return
 		}
-		if fx.Hold != nil && fx.Hold.Order() == plugins.Strict {
+		if rec.Held && rec.HoldOrder == plugins.Strict {
 			return // the direction waits behind this one now
 		}
 	}

@@ -774,11 +774,14 @@ func (s *session) apply(dir plugins.Direction, rec *plugins.Record, fx plugins.E
 		// Only another goroutine (a drain) can find a streamed message going out.
 		err = out.waitIdle(s.ctx)
 	}
+	hold := fx.Hold != nil
 	switch {
 	case err != nil, out.state == legClosed:
-		// The close handshake has begun on this side: nothing more may be sent.
-		err = nil
-	case fx.Hold != nil:
+		// The close handshake has begun on this side: nothing more may be sent,
+		// so nothing is held either (it could never be released).
+		err, hold = nil, false
+		rec.Held, rec.HoldOrder = false, 0
+	case hold:
 		// Held at a breakpoint: it leaves the stream, and the receiver never sees
 		// its contribution to the sender's window where the sender put it. So, as
 		// for a dropped one, the proxy compresses this direction itself from now
@@ -798,7 +801,7 @@ func (s *session) apply(dir plugins.Direction, rec *plugins.Record, fx plugins.E
 	}
 	out.mu.Unlock()
 	var hm *heldMsg
-	if fx.Hold != nil {
+	if hold {
 		hm = s.newHeld(dir, fx.Hold, m, rec.Seq, relayedAt)
 	}
 	st.Emit(rec)
