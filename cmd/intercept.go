@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -64,6 +65,18 @@ func newBreakpoint(where string, rules []string, timeout time.Duration, hooks []
 	return breakpoint{ctl: ctl, where: placement(hooks)}, nil
 }
 
+// specName is a short name of a hook for placement: its plugin name without the
+// options (which may hold a key), the Go file's name, or exec.
+func specName(s plugins.Spec) string {
+	switch s.Kind {
+	case plugins.Exec:
+		return "exec"
+	case plugins.GoFile:
+		return filepath.Base(s.Path)
+	}
+	return s.Name
+}
+
 // placement says where the breakpoint sits among hooks.
 func placement(hooks []plugins.Spec) string {
 	var before, after []string
@@ -73,9 +86,9 @@ func placement(hooks []plugins.Spec) string {
 		case isInterceptSpec(h):
 			seen = true
 		case seen:
-			after = append(after, h.String())
+			after = append(after, specName(h))
 		default:
-			before = append(before, h.String())
+			before = append(before, specName(h))
 		}
 	}
 	if !seen {

@@ -59,7 +59,7 @@ func TestInterceptCLI(t *testing.T) {
 		"--intercept", "dir=c2s,match=^knock", "--intercept-timeout", "1s")
 	ui := waitUI(t, r.stderr, nil)
 	wstest.Eventually(t, 5*time.Second, "the intercept banner line", func() bool {
-		return strings.Contains(r.stderr.String(), "intercept: 1 rule(s), after base64, before replace:")
+		return strings.Contains(r.stderr.String(), "intercept: 1 rule(s), after base64, before replace;")
 	})
 	var st struct {
 		Enabled    bool
@@ -69,7 +69,7 @@ func TestInterceptCLI(t *testing.T) {
 	}
 	ui.get(t, "/api/intercept", &st)
 	if !st.Enabled || len(st.Rules) != 1 || st.Rules[0] != "dir=c2s,match=^knock" || st.Timeout != "1s" ||
-		!strings.HasPrefix(st.Breakpoint, "after base64, before replace:") {
+		st.Breakpoint != "after base64, before replace" {
 		t.Fatalf("/api/intercept: %+v", st)
 	}
 
