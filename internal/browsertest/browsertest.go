@@ -1,20 +1,23 @@
-// Package browsertest runs Debian's Chromium for the project's browser tests,
-// driven with chromedp: the rule for a missing browser (skip on a developer's
-// machine, fail in CI), a headless Chromium whose processes all go away when the
-// test ends, optionally sending loopback traffic (and only that) through a proxy
-// whose CA it trusts, the page's console kept for failure reports, polling a
-// page's state, and screenshots.
+// Package browsertest runs Debian's Chromium for the project's browser tests
+// (and the benchmark command's ui section), driven with chromedp: the rule for a
+// missing browser (skip on a developer's machine, fail in CI), a headless
+// Chromium whose processes all go away when the test ends or it is closed,
+// optionally sending loopback traffic (and only that) through a proxy whose CA it
+// trusts, the page's console kept for failure reports, polling a page's state,
+// and screenshots.
 package browsertest
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,6 +69,11 @@ type Options struct {
 	Width, Height int
 	// Timeout bounds the browser's life; DefaultTimeout when zero.
 	Timeout time.Duration
+	// Exec is the browser to run; Chromium when empty.
+	Exec string
+	// Home is the browser's HOME (its profile, NSS database and XDG directories);
+	// Start uses the test's temporary directory, Launch needs it set.
+	Home string
 }
 
 // Browser is a running headless Chromium with one tab.
@@ -76,6 +84,10 @@ type Browser struct {
 	// Dialogs counts the JavaScript dialogs (alert, confirm, prompt) pages opened;
 	// each is dismissed.
 	Dialogs func() int
+	// Process is the browser's main process (its helpers are its descendants).
+	Process *os.Process
+
+	close func() error
 }
 
 // Start starts a headless Chromium as o says, and stops it, with every process it
@@ -87,9 +99,41 @@ type Browser struct {
 // pinned leaf key, and tell us nothing about the certificates themselves.
 func Start(t testing.TB, o Options) *Browser {
 	t.Helper()
-	home := t.TempDir()
+	o.Home = t.TempDir()
+	b, err := Launch(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("page console:\n%s", b.Console.String())
+			t.Logf("Chromium output (last 4 KiB, D-Bus noise left out):\n%s", b.OutputTail(4096))
+		}
+	})
+	return b
+}
+
+// Launch starts a headless Chromium as o says, outside a test (the benchmark
+// command drives the same browser as the tests); o.Home must be set. Close stops
+// it.
+func Launch(o Options) (*Browser, error) {
+	if o.Home == "" {
+		return nil, errors.New("browsertest: Launch needs Options.Home")
+	}
+	home := o.Home
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, err
+	}
 	if o.CA != nil {
-		trust(t, home, o.CA)
+		if err := trust(home, o.CA); err != nil {
+			return nil, err
+		}
+	}
+	if o.Exec == "" {
+		o.Exec = Chromium
 	}
 	if o.Width == 0 {
 		o.Width, o.Height = 800, 600
@@ -102,7 +146,7 @@ func Start(t testing.TB, o Options) *Browser {
 	marker := "WSTAP_BROWSER_TEST=" + home // finds this browser's processes: see procs
 	b := &Browser{Output: &wstest.SyncBuffer{}, Console: &wstest.SyncBuffer{}}
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(Chromium),
+		chromedp.ExecPath(o.Exec),
 		chromedp.Headless,
 		chromedp.NoSandbox, // tests run as root
 		chromedp.DisableGPU,
@@ -138,35 +182,35 @@ func Start(t testing.TB, o Options) *Browser {
 	b.Ctx = ctx
 	dialogs := make(chan struct{}, 1024)
 	b.Dialogs = func() int { return len(dialogs) }
-	stop := func() {
-		before := procs(marker)
-		// Close the browser gracefully, then make sure: cancelling the allocator
-		// kills the process and waits for it.
-		closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
-		chromedp.Cancel(closeCtx)
-		cancelClose()
-		cancelTab()
-		cancelAlloc()
-		cancelDeadline()
-		reap(t, marker, before)
-		if t.Failed() {
-			t.Logf("page console:\n%s", b.Console.String())
-			var out strings.Builder
-			for line := range strings.Lines(b.Output.String()) {
-				if !strings.Contains(line, "dbus") { // no system bus here: noise
-					out.WriteString(line)
-				}
+	var once sync.Once
+	var closeErr error
+	b.close = func() error {
+		once.Do(func() {
+			before := procs(marker)
+			// Close the browser gracefully, then make sure: cancelling the allocator
+			// kills the process and waits for it.
+			closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
+			chromedp.Cancel(closeCtx)
+			cancelClose()
+			cancelTab()
+			cancelAlloc()
+			cancelDeadline()
+			if left := reap(marker, before); len(left) > 0 {
+				closeErr = fmt.Errorf("Chromium processes %v still ran 5 s after the browser was closed; killed them", left)
 			}
-			s := out.String()
-			t.Logf("Chromium output (last 4 KiB, D-Bus noise left out):\n%s", s[max(0, len(s)-4096):])
-		}
+		})
+		return closeErr
 	}
-	t.Cleanup(stop)
 	if err := chromedp.Do(ctx); err != nil { // start Chromium and open the tab
-		t.Fatalf("starting Chromium: %v\n%s", err, b.Output.String())
+		b.close()
+		return nil, fmt.Errorf("starting Chromium: %v\n%s", err, b.Output.String())
+	}
+	if c := chromedp.FromContext(ctx); c != nil && c.Browser != nil {
+		b.Process = c.Browser.Process()
 	}
 	if err := chromedp.Listen(ctx, b.onEvent); err != nil {
-		t.Fatal(err)
+		b.close()
+		return nil, err
 	}
 	// A dialog would block the page (and every chromedp action on it) until
 	// answered: count it, log it, dismiss it.
@@ -183,19 +227,35 @@ func Start(t testing.TB, o Options) *Browser {
 			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
 		}
 	}()
-	return b
+	return b, nil
+}
+
+// Close stops the browser and every process it started (at once when the
+// browser is already stopped); it returns an error when it had to kill some.
+func (b *Browser) Close() error { return b.close() }
+
+// OutputTail is the last n bytes of Chromium's output, D-Bus noise (there is no
+// system bus here) left out.
+func (b *Browser) OutputTail(n int) string {
+	var out strings.Builder
+	for line := range strings.Lines(b.Output.String()) {
+		if !strings.Contains(line, "dbus") {
+			out.WriteString(line)
+		}
+	}
+	s := out.String()
+	return s[max(0, len(s)-n):]
 }
 
 // trust creates an NSS database under home that trusts caPEM as a root.
-func trust(t testing.TB, home string, caPEM []byte) {
-	t.Helper()
+func trust(home string, caPEM []byte) error {
 	nssdb := filepath.Join(home, ".pki", "nssdb")
 	if err := os.MkdirAll(nssdb, 0o700); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	caFile := filepath.Join(home, "ca.pem")
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, args := range [][]string{
 		{"-N", "-d", "sql:" + nssdb, "--empty-password"},
@@ -205,9 +265,10 @@ func trust(t testing.TB, home string, caPEM []byte) {
 		out, err := exec.CommandContext(ctx, Certutil, args...).CombinedOutput()
 		cancel()
 		if err != nil {
-			t.Fatalf("certutil %s: %v\n%s", strings.Join(args, " "), err, out)
+			return fmt.Errorf("certutil %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	return nil
 }
 
 // onEvent keeps the page's console output for failure reports.
@@ -344,10 +405,9 @@ func alive(p proc) bool {
 
 // reap waits until none of the browser's processes (ps, taken while it ran, and
 // any still carrying marker) is left, killing by pid those that outlive a grace
-// period, and fails the test when it had to: the browser must go away when the
-// test ends.
-func reap(t testing.TB, marker string, ps map[proc]bool) {
-	t.Helper()
+// period, and returns those it had to kill: the browser must go away when it is
+// closed.
+func reap(marker string, ps map[proc]bool) (killed []int) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		for p := range procs(marker) {
@@ -362,14 +422,13 @@ func reap(t testing.TB, marker string, ps map[proc]bool) {
 			}
 		}
 		if len(left) == 0 {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
 			for _, pid := range left {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
-			t.Errorf("Chromium processes %v still ran 5 s after the browser was closed; killed them", left)
-			return
+			return left
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
