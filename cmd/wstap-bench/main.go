@@ -6,12 +6,16 @@
 //	go run ./cmd/wstap-bench [-rounds 7] [-n64 300000] [-n64k 6000] [-rtts 2000]
 //	                         [-duration 1s] [-conns 1000] [-sections core,chains]
 //	                         [-chains empty,compiled,yaegi,exec] [-json]
+//	go run ./cmd/wstap-bench -sections ui [-ui-rows 1000000] [-ui-open-rounds 3]
+//	                         [-ui-rate 5000] [-ui-load 30s] [-ui-parts throughput,rows,clicks]
 //
-// It has two sections, run in this order: core (below) and chains (the hook chains,
-// at the end). A full run with the defaults takes about three to four minutes on two
-// cores, the chains section less than one of them; for a quick look, -rounds 1 -conns
-// 100. -sections picks the sections, -targets and -schemes what core measures, and
-// -chains which chains the chains section measures.
+// It has three sections, run in this order: core (below), chains (the hook chains,
+// at the end) and ui (the web UI in Chromium; see ui.go), which only runs when
+// -sections names it. A full run with the defaults takes about three to four minutes
+// on two cores, the chains section less than one of them, and the ui section about
+// four more; for a quick look, -rounds 1 -conns 100. -sections picks the sections,
+// -targets and -schemes what core measures, and -chains which chains the chains
+// section measures.
 //
 // Everything runs on 127.0.0.1. A gorilla/websocket echo server (ws, and wss with a
 // self-signed certificate) runs in the bench process, and so does the gorilla client.
@@ -146,6 +150,13 @@ type config struct {
 	NChain      int    `json:"nchain"`
 	WindowChain int    `json:"window_chain"`
 	Python      string `json:"-"`
+	// The ui section (ui.go).
+	UIParts      string        `json:"-"`
+	UIRows       int           `json:"ui_rows"`
+	UIOpenRounds int           `json:"ui_open_rounds"`
+	UIRate       int           `json:"ui_rate"`
+	UILoad       time.Duration `json:"ui_load_ns"`
+	Chromium     string        `json:"-"`
 }
 
 func main() {
@@ -167,18 +178,24 @@ func main() {
 	flag.StringVar(&c.Targets, "targets", "direct,tunnel,wstap,mitmdump", "targets to measure (comma-separated)")
 	flag.StringVar(&c.Schemes, "schemes", "ws,wss", "schemes to measure (comma-separated)")
 	flag.BoolVar(&c.JSON, "json", false, "print the results as JSON instead of tables")
-	flag.StringVar(&c.Sections, "sections", "core,chains", "sections to run (comma-separated): core (direct, tunnel, wstap, mitmdump; memory), chains (hook chains through wstap)")
+	flag.StringVar(&c.Sections, "sections", "core,chains", "sections to run (comma-separated): core (direct, tunnel, wstap, mitmdump; memory), chains (hook chains through wstap), ui (the web UI in Chromium)")
 	flag.StringVar(&c.Chains, "chains", strings.Join(chainKinds, ","), "hook chains to measure in the chains section (comma-separated; empty is always measured)")
 	flag.IntVar(&c.NChain, "nchain", 300000, "most 1 KiB messages per pipelined run in the chains section")
 	flag.IntVar(&c.WindowChain, "window-chain", 256, "most 1 KiB messages in flight in the chains section")
 	flag.StringVar(&c.Python, "python", "/usr/bin/python3", "python for the chains section's exec hook (needs the cryptography module)")
+	flag.StringVar(&c.UIParts, "ui-parts", strings.Join(uiParts, ","), "parts of the ui section to run (comma-separated)")
+	flag.IntVar(&c.UIRows, "ui-rows", 1000000, "messages in the event log the ui section opens")
+	flag.IntVar(&c.UIOpenRounds, "ui-open-rounds", 3, "rounds of the ui section's wstap open test (each reads the event log again)")
+	flag.IntVar(&c.UIRate, "ui-rate", 5000, "messages/s the ui section's click test sends through wstap --ui")
+	flag.DurationVar(&c.UILoad, "ui-load", 30*time.Second, "how long the ui section's click test lasts")
+	flag.StringVar(&c.Chromium, "chromium", "/usr/bin/chromium", "Chromium for the ui section")
 	flag.BoolVar(&tunnelChild, "internal-tunnel", false, "internal: run as the raw CONNECT tunnel")
 	flag.Parse()
 	if tunnelChild {
 		os.Exit(serveTunnel())
 	}
 	if c.Rounds < 1 || c.N64 < 1 || c.N64K < 1 || c.RTTs < 1 || c.Window64 < 1 || c.Window64K < 1 || c.Parallel < 1 ||
-		c.NChain < 1 || c.WindowChain < 1 {
+		c.NChain < 1 || c.WindowChain < 1 || c.UIRows < 1 || c.UIOpenRounds < 1 || c.UIRate < 1 || c.UILoad <= 0 {
 		fmt.Fprintln(os.Stderr, "wstap-bench: counts must be positive")
 		os.Exit(2)
 	}
@@ -215,6 +232,7 @@ type bench struct {
 	rss      []rssResult
 	core     bool        // the core section ran
 	chains   *chainBench // the chains section, when it ran
+	ui       *uiBench    // the ui section, when it ran
 }
 
 // series holds one target's per-round values.
@@ -259,6 +277,7 @@ func (b *bench) stopAll() {
 }
 
 func (b *bench) cleanup() {
+	b.ui.stop()
 	b.stopAll()
 	if b.tmp != "" {
 		os.RemoveAll(b.tmp)
@@ -273,8 +292,8 @@ func want(list, name string) bool { return slices.Contains(strings.Split(list, "
 
 func (b *bench) run() error {
 	for s := range strings.SplitSeq(b.cfg.Sections, ",") {
-		if s != "core" && s != "chains" {
-			return fmt.Errorf("-sections: unknown section %q (want core, chains or both)", s)
+		if s != "core" && s != "chains" && s != "ui" {
+			return fmt.Errorf("-sections: unknown section %q (want some of core, chains, ui)", s)
 		}
 	}
 	var err error
@@ -298,6 +317,14 @@ func (b *bench) run() error {
 			return err
 		}
 	}
+	if want(b.cfg.Sections, "ui") {
+		if err := b.ensureWstap(); err != nil {
+			return err
+		}
+		if err := b.runUI(); err != nil {
+			return err
+		}
+	}
 	if b.cfg.JSON {
 		return b.printJSON(os.Stdout)
 	}
@@ -309,6 +336,12 @@ func (b *bench) run() error {
 			fmt.Println()
 		}
 		b.printChains(os.Stdout)
+	}
+	if b.ui != nil {
+		if b.core || b.chains != nil {
+			fmt.Println()
+		}
+		b.printUI(os.Stdout)
 	}
 	return nil
 }
@@ -785,6 +818,9 @@ func (b *bench) printJSON(out io.Writer) error {
 	}
 	if b.chains != nil {
 		doc["chains"] = b.chainsJSON()
+	}
+	if b.ui != nil {
+		doc["ui"] = b.uiJSON()
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
