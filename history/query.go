@@ -47,10 +47,11 @@ type matcher struct {
 	connOK  []bool
 	lower   []byte
 	folding bool
+	reLits  [][]byte // requiredLiterals of q.Regexp
 }
 
 func (s *Store) compile(q Query) *matcher {
-	m := &matcher{q: q, conn: -1}
+	m := &matcher{q: q, conn: -1, reLits: requiredLiterals(q.Regexp)}
 	if len(q.Types) > 0 {
 		m.types = map[string]bool{}
 		for _, t := range q.Types {
@@ -116,7 +117,7 @@ func (m *matcher) rowMatches(s *Store, r *row) bool {
 		if m.q.Text != "" && !m.contains(b) {
 			continue
 		}
-		if m.q.Regexp != nil && !m.q.Regexp.Match(b) {
+		if m.q.Regexp != nil && (m.reLits != nil && !containsAny(b, m.reLits) || !m.q.Regexp.Match(b)) {
 			continue
 		}
 		return true
