@@ -604,16 +604,7 @@ func (b *bench) printChains(out io.Writer) {
 	tw.Flush()
 
 	fmt.Fprintln(out)
-	for _, c := range cb.checks(sums) {
-		mark := "PASS"
-		if !c.OK {
-			mark = "FAIL"
-		}
-		fmt.Fprintf(out, "[%s] %s: %s\n", mark, c.What, c.Got)
-	}
-	for _, n := range cb.notes {
-		fmt.Fprintln(out, "note:", n)
-	}
+	printChecks(out, cb.checks(sums), cb.notes)
 }
 
 // fmtCount formats n with thousands separators.

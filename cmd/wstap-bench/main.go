@@ -696,6 +696,20 @@ type check struct {
 	OK   bool   `json:"ok"`
 }
 
+// printChecks prints a section's checks, PASS or FAIL, and its notes.
+func printChecks(out io.Writer, checks []check, notes []string) {
+	for _, c := range checks {
+		mark := "PASS"
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(out, "[%s] %s: %s\n", mark, c.What, c.Got)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(out, "note:", n)
+	}
+}
+
 func (b *bench) checks(sums []summary) []check {
 	by := map[string]summary{}
 	for _, s := range sums {
@@ -788,16 +802,7 @@ func (b *bench) print(out io.Writer) {
 	}
 
 	fmt.Fprintln(out)
-	for _, c := range b.checks(sums) {
-		mark := "PASS"
-		if !c.OK {
-			mark = "FAIL"
-		}
-		fmt.Fprintf(out, "[%s] %s: %s\n", mark, c.What, c.Got)
-	}
-	for _, n := range b.notes {
-		fmt.Fprintln(out, "note:", n)
-	}
+	printChecks(out, b.checks(sums), b.notes)
 }
 
 func (b *bench) printJSON(out io.Writer) error {

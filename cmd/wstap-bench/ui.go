@@ -1058,16 +1058,7 @@ func (b *bench) printUI(out io.Writer) {
 		}
 	}
 	fmt.Fprintln(out)
-	for _, c := range u.checks() {
-		mark := "PASS"
-		if !c.OK {
-			mark = "FAIL"
-		}
-		fmt.Fprintf(out, "[%s] %s: %s\n", mark, c.What, c.Got)
-	}
-	for _, n := range u.Notes {
-		fmt.Fprintln(out, "note:", n)
-	}
+	printChecks(out, u.checks(), u.Notes)
 }
 
 func sortedFloats(v []float64) []float64 {
