@@ -70,8 +70,9 @@ func TestUILog(t *testing.T) {
 		"nothing":   {Text: uiNothing},
 		"typed":     {Text: uiTyped},
 		"typed url": {URL: uiURLGlob},
+		"typed re":  {Regexp: regexp.MustCompile(uiTypedRe)},
 	}
-	for _, q := range append(st.Queries, st.Typed, st.TypedURL) {
+	for _, q := range append(st.Queries, st.Typed, st.TypedURL, st.TypedRe) {
 		total, _ := store.Messages(queries[q.Name], 0, 0)
 		if total != q.Want {
 			t.Errorf("%s (%s): the history selects %d rows, the generator counted %d", q.Name, q.Params, total, q.Want)
@@ -138,6 +139,9 @@ func TestUISection(t *testing.T) {
 	if len(ur.FilterGot) != 1 || !strings.HasPrefix(ur.FilterGot[0], fmtCount(ur.Log.TypedURL.Want)+" rows of "+fmtCount(ur.Log.Messages)) {
 		t.Errorf("rows: after the typed URL filter the page says %q, want %s rows of %s", ur.FilterGot, fmtCount(ur.Log.TypedURL.Want), fmtCount(ur.Log.Messages))
 	}
+	if len(ur.RegexpGot) != 1 || !strings.HasPrefix(ur.RegexpGot[0], fmtCount(ur.Log.TypedRe.Want)+" rows of "+fmtCount(ur.Log.Messages)) {
+		t.Errorf("rows: after the typed regexp the page says %q, want %s rows of %s", ur.RegexpGot, fmtCount(ur.Log.TypedRe.Want), fmtCount(ur.Log.Messages))
+	}
 
 	uc := u.Clicks
 	if uc == nil || len(uc.LatencyMS) == 0 || uc.P50 <= 0 || uc.P95 < uc.P50 || uc.Max < uc.P95 || uc.Sent == 0 || uc.EchoRate <= 0 || uc.FollowLooks == 0 {
@@ -148,8 +152,8 @@ func TestUISection(t *testing.T) {
 	}
 
 	// The report names every figure, and the JSON has them all.
-	if got := len(u.checks()); got != 10 {
-		t.Errorf("%d checks, want 10 (ratio, 4 queries, typed search, typed filter, totals, click p95, rate)", got)
+	if got := len(u.checks()); got != 11 {
+		t.Errorf("%d checks, want 11 (ratio, 4 queries, typed search, filter and regexp, totals, click p95, rate)", got)
 	}
 	var out bytes.Buffer
 	b.printUI(&out)
@@ -164,7 +168,7 @@ func TestUISection(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{`"ratio"`, `"lost_total"`, `"median_rss_bytes"`, `"median_rtt_ms"`, `"median_took_ms"`,
-		`"median_typed_search_ms"`, `"median_typed_filter_ms"`, `"p50_ms"`, `"p95_ms"`, `"max_ms"`, `"echoed_per_s"`, `"checks"`} {
+		`"median_typed_search_ms"`, `"median_typed_filter_ms"`, `"median_typed_regexp_ms"`, `"p50_ms"`, `"p95_ms"`, `"max_ms"`, `"echoed_per_s"`, `"checks"`} {
 		if !bytes.Contains(doc, []byte(key)) {
 			t.Errorf("the JSON lacks %s", key)
 		}

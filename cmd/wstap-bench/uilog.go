@@ -41,6 +41,7 @@ const (
 	uiNothing  = "zqxjv-nowhere"       // in no payload: every row is looked at
 	uiTyped    = "mallory"             // what the browser types: a user name, in about 1% of the rows
 	uiURLGlob  = "*.shop.example"      // what the browser types in the URL filter: the order API's connection, 20% of the rows
+	uiTypedRe  = `refunded|chargeback` // what the browser types with "regex" ticked (not uiRegexp: the history caches results)
 	uiLogStart = "2026-01-05T09:00:00Z"
 )
 
@@ -53,10 +54,12 @@ type uiLogStats struct {
 	Bytes    int64         `json:"file_bytes"`
 	Took     time.Duration `json:"took_ns"`
 	// Queries are the API's queries, in order: filter, literal, regexp, nothing;
-	// Typed is the browser's search, TypedURL the browser's URL filter.
+	// Typed is the browser's search, TypedURL its URL filter, TypedRe its
+	// regexp search.
 	Queries  []uiQuery `json:"queries"`
 	Typed    uiQuery   `json:"typed"`
 	TypedURL uiQuery   `json:"typed_url"`
+	TypedRe  uiQuery   `json:"typed_re"`
 }
 
 var (
@@ -263,8 +266,8 @@ func writeUILog(path string, n int) (*uiLogStats, error) {
 	st := &uiLogStats{Path: path, Messages: n, Conns: len(conns)}
 	lower := func(s string) []byte { return bytes.ToLower([]byte(s)) }
 	lit, nothing, typed := lower(uiLiteral), lower(uiNothing), lower(uiTyped)
-	re := regexp.MustCompile(uiRegexp)
-	var nFilter, nLit, nRe, nNothing, nTyped, nShop int
+	re, typedRe := regexp.MustCompile(uiRegexp), regexp.MustCompile(uiTypedRe)
+	var nFilter, nLit, nRe, nNothing, nTyped, nShop, nTypedRe int
 	g := newUIMsgGen(7)
 	var seq [4][2]uint64
 	step := time.Hour / time.Duration(max(n, 1)) // an hour of traffic
@@ -329,6 +332,9 @@ func writeUILog(path string, n int) (*uiLogStats, error) {
 		if bytes.Contains(low, typed) {
 			nTyped++
 		}
+		if typedRe.Match(p) {
+			nTypedRe++
+		}
 		if k == 2 { // wss://api.shop.example/orders
 			nShop++
 		}
@@ -362,6 +368,7 @@ func writeUILog(path string, n int) (*uiLogStats, error) {
 		{Name: "nothing", Params: "q=" + url.QueryEscape(uiNothing), Want: 0, Note: "literal " + strconv.Quote(uiNothing) + " (in no row)"},
 	}
 	st.Typed = uiQuery{Name: "typed", Params: "q=" + url.QueryEscape(uiTyped), Want: nTyped, Note: "literal " + strconv.Quote(uiTyped) + " typed in the search box"}
+	st.TypedRe = uiQuery{Name: "typed re", Params: "re=" + url.QueryEscape(uiTypedRe), Want: nTypedRe, Note: "regexp `" + uiTypedRe + "` typed in the search box"}
 	st.TypedURL = uiQuery{Name: "typed url", Params: "url=" + url.QueryEscape(uiURLGlob), Want: nShop, Note: "glob " + strconv.Quote(uiURLGlob) + " typed in the URL filter"}
 	return st, nil
 }
