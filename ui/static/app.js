@@ -7,6 +7,8 @@ import {VirtualList} from "./vlist.js";
 import {ConnList, handshakeView, hostOf} from "./conns.js";
 import {messageView} from "./detail.js";
 import {COLUMNS, createRow, renderRow, FLAG_INFO} from "./rows.js";
+import {InterceptView} from "./intercept.js";
+import {composeView} from "./compose.js";
 
 const $ = id => document.getElementById(id);
 
@@ -21,7 +23,8 @@ let live = null;          // the latest state event
 let shownVersion = -1;    // the history version on screen
 let paused = false;
 let streamStatus = "connecting";
-let list, conns;
+let list, conns, intercept = null;
+let resendOf = null;      // the message the Compose tab sends again (null: a new message)
 const connsById = new Map(); // id → ConnView, with host
 const hosts = new Map();     // id → host, for the list's conn column
 let lastTotal = 0, lastTook = 0, queryError = "";
@@ -53,7 +56,7 @@ async function main() {
 	}
 	$("login").hidden = true;
 	setup();
-	new Events(onState, onStream);
+	new Events(onState, onStream, ev => intercept?.onEvent(ev));
 }
 
 function showLogin(why) {
@@ -154,10 +157,27 @@ function setup() {
 		const connChanged = s.conn !== state.conn, urlChanged = s.url !== state.url;
 		state = s;
 		changed(urlChanged);
+		showView(state.view);
 		if (connChanged || s.tab === "handshake") showTab(s.tab);
 		if (s.msg !== null) { list.select(s.msg); loadMessage(s.msg, true); }
 	});
 	splitters();
+
+	if (info.intercept) {
+		$("views").hidden = false;
+		$("ic-switch").hidden = false;
+		intercept = new InterceptView({
+			openMessage: id => { showView("history"); selectMessage(id); list.select(id); },
+			onCount: n => {
+				setText($("ic-count"), num(n));
+				$("ic-count").classList.toggle("some", n > 0);
+			},
+		});
+		for (const b of $("views").querySelectorAll("button")) b.addEventListener("click", () => showView(b.dataset.view));
+	}
+	$("tab-compose").hidden = !info.inject;
+	if (!info.inject && state.tab === "compose") state.tab = "message";
+	showView(state.view);
 
 	syncControls();
 	if (state.msg !== null) {
@@ -382,7 +402,35 @@ function selectConn(id) {
 
 let msgCtl = null, shown = {message: null, handshake: null}, handshakeAt = 0;
 
+// showView shows the history or the intercept view.
+function showView(view) {
+	if (view === "intercept" && !intercept) view = "history";
+	state.view = view;
+	writeHash();
+	for (const b of $("views").querySelectorAll("button")) {
+		b.classList.toggle("on", b.dataset.view === view);
+		b.setAttribute("aria-selected", String(b.dataset.view === view));
+	}
+	const ic = view === "intercept";
+	$("ic-view").hidden = !ic;
+	$("main").hidden = ic;
+	$("filters").hidden = ic;
+	if (!ic) refresh();
+}
+
+// resendable tells whether message d can be sent again from here: a data
+// message of a connection still open, in a UI that can inject.
+function resendable(d) {
+	const c = connsById.get(d.conn);
+	return info.inject && d.kind === "message" && (d.opcode === "text" || d.opcode === "binary") && c?.state === "open";
+}
+
+function messageDetail(d) {
+	return messageView(d, connsById.get(d.conn), resendable(d) ? m => { resendOf = m; showTab("compose"); } : null);
+}
+
 function showTab(tab) {
+	if (tab !== "compose") resendOf = null;
 	state.tab = tab;
 	writeHash();
 	for (const t of document.querySelectorAll(".tabs [data-tab]")) {
@@ -397,8 +445,13 @@ function showTab(tab) {
 			return;
 		}
 		refreshHandshake(true);
+	} else if (tab === "compose") {
+		const id = state.conn || shown.message?.conn;
+		d.replaceChildren(composeView(id ? connsById.get(id) || {id, state: "open", url: ""} : null, resendOf, {
+			onCancelResend: () => { resendOf = null; showTab("compose"); },
+		}));
 	} else if (shown.message) {
-		d.replaceChildren(messageView(shown.message, connsById.get(shown.message.conn)));
+		d.replaceChildren(messageDetail(shown.message));
 	} else {
 		d.replaceChildren(el("p", {className: "muted pad"}, "Select a message to see its payload."));
 	}
@@ -420,7 +473,7 @@ async function loadMessage(id, keepTab) {
 		if (ctl !== msgCtl) return;
 		shown.message = d;
 		if (state.tab === "message") {
-			$("detail").replaceChildren(messageView(d, connsById.get(d.conn)));
+			$("detail").replaceChildren(messageDetail(d));
 			$("detail").scrollTop = 0;
 		} else if (!keepTab) {
 			showTab("message");
@@ -484,7 +537,8 @@ function onKey(ev) {
 		$("msgs").focus();
 		return;
 	}
-	if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+	if (typing || ev.ctrlKey || ev.metaKey || ev.altKey || state.view === "intercept") return;
+	if (t instanceof HTMLSelectElement) return;
 	const page = list.page();
 	switch (ev.key) {
 	case "ArrowDown": case "j": list.move(1); break;

@@ -3,7 +3,7 @@
 // and what went out), each as text, pretty JSON or a hex dump, with copy buttons.
 import {el, num, bytes, stamp, copyText} from "./dom.js";
 import {fromBase64, decodeText, toHex, textNodes, isJSON, prettyJSON, hexDump} from "./payload.js";
-import {flagBadge, rowSummary} from "./rows.js";
+import {flagBadge, rowSummary, holdState} from "./rows.js";
 
 const TEXT_LIMIT = 256 << 10; // bytes shown as text or JSON before "show all"
 const HEX_LIMIT = 64 << 10;   // bytes shown as hex before "show all"
@@ -27,9 +27,17 @@ const closeNames = {1000: "normal closure", 1001: "going away", 1002: "protocol 
 	1005: "no status", 1006: "abnormal closure", 1007: "invalid payload", 1008: "policy violation", 1009: "message too big",
 	1010: "mandatory extension", 1011: "internal error", 1012: "service restart", 1013: "try again later", 1015: "TLS handshake"};
 
+// What each state of a hold means, for the note of its rows.
+const HOLD_NOTES = {
+	held: "Held at the breakpoint when it arrived: not forwarded then. A later row of this direction says what became of it.",
+	forwarded: "Released from the breakpoint and forwarded.",
+	timed_out: "Nobody decided in time (--intercept-timeout): forwarded unchanged.",
+	dropped: "Dropped at the breakpoint: never forwarded.",
+};
+
 // messageView shows d (a message detail of the API); conn is its connection, when
-// known.
-export function messageView(d, conn) {
+// known; onResend, when given, offers to send the message again.
+export function messageView(d, conn, onResend) {
 	const parts = d.parts || {};
 	const modified = !!parts.original || !!parts.original_decoded;
 	const head = el("div", {className: "md-head"},
@@ -41,10 +49,23 @@ export function messageView(d, conn) {
 		el("span", {className: "muted"}, "seq " + d.seq),
 		el("span", {className: "muted", title: d.time}, stamp(d.time)),
 		el("span", {className: "muted", title: conn?.url || ""}, d.conn + (conn ? " " + (conn.host || "") : "")),
-		el("span", {className: "badges"}, ...(d.flags || []).map(flagBadge)));
+		el("span", {className: "badges"}, ...(d.flags || []).map(flagBadge)),
+		onResend ? el("span", {className: "spacer"}) : null,
+		onResend ? el("button", {type: "button", className: "small", id: "resend", title: "Send this message again on its connection, edited or not",
+			onclick: () => onResend(d)}, "Resend…") : null);
 	const box = el("div", {className: "msg-detail", "data-id": d.id}, head);
 	const note = (cls, ...text) => box.append(el("div", {className: "md-note " + cls}, ...text));
 	if (d.kind !== "message") note("info", rowSummary(d));
+	const hold = d.kind === "message" ? holdState(d.flags) : null;
+	if (hold) {
+		let text = HOLD_NOTES[hold[0]];
+		if (d.flags.includes("conn_closed")) text = "Dropped: its connection ended while it was held (or waited behind a held message).";
+		else if (d.flags.includes("edited")) text = "Released from the breakpoint, edited (Received is what arrived, Forwarded what went on).";
+		if (d.held_seq !== undefined) text += " It was held as seq " + d.held_seq + ".";
+		if (d.flags.includes("out_of_order")) text += " Sent out of order: later messages of its direction went out before it.";
+		if (d.order === "strict") text += " Order strict: its direction waited behind it.";
+		note(hold[0] === "dropped" ? "warn" : "info", el("span", {className: "hold s-" + hold[0]}, hold[1]), " ", text);
+	}
 	if (d.text && d.kind === "message") {
 		const p = el("span");
 		textNodes(p, d.text);

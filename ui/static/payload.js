@@ -153,3 +153,57 @@ export function hexDump(b) {
 		el("pre", {className: "hx-bytes", "aria-label": "hex bytes"}, hex.join("\n")),
 		el("pre", {className: "hx-ascii", "aria-label": "ASCII"}, ascii.join("\n")));
 }
+
+// indentJSON returns text (valid JSON) indented by two spaces, every literal as
+// it was written (for an editor: a string, not nodes).
+export function indentJSON(text) {
+	tokenRe.lastIndex = 0;
+	const toks = [];
+	let m;
+	while ((m = tokenRe.exec(text)) !== null) toks.push(m[1]);
+	let out = "", depth = 0;
+	const nl = () => { out += "\n" + "  ".repeat(depth); };
+	for (let i = 0; i < toks.length; i++) {
+		const t = toks[i];
+		switch (t) {
+		case "{": case "[":
+			if (toks[i + 1] === (t === "{" ? "}" : "]")) { out += t + toks[i + 1]; i++; break; }
+			out += t; depth++; nl(); break;
+		case "}": case "]":
+			depth--; nl(); out += t; break;
+		case ",":
+			out += ","; nl(); break;
+		case ":":
+			out += ": "; break;
+		default:
+			out += t;
+		}
+	}
+	return out;
+}
+
+// compactJSON removes the whitespace between the tokens of JSON text, leaving
+// strings and numbers exactly as written.
+export function compactJSON(text) {
+	let out = "", inStr = false, esc = false;
+	for (const ch of text) {
+		if (inStr) {
+			out += ch;
+			if (esc) esc = false;
+			else if (ch === "\\") esc = true;
+			else if (ch === "\"") inStr = false;
+		} else if (ch === "\"") {
+			inStr = true;
+			out += ch;
+		} else if (ch !== " " && ch !== "\t" && ch !== "\n" && ch !== "\r") {
+			out += ch;
+		}
+	}
+	return out;
+}
+
+// hasSpecial reports whether text holds characters a text field would not show
+// (controls, bidi overrides, zero-width characters).
+export function hasSpecial(text) {
+	return /[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/.test(text);
+}

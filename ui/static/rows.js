@@ -16,10 +16,31 @@ export const FLAG_INFO = {
 	would_drop: ["w-drop", "sniff: the rules would have dropped it"],
 	decode_error: ["dec!", "a codec declined it"],
 	lost: ["lost", "gap: a message in progress was lost"],
+	held: ["held", "held at the breakpoint when it arrived (its release is a later row)"],
+	strict: ["strict", "held with order=strict: its direction waited behind it"],
+	released: ["rel", "the end of a hold: what was forwarded (or dropped)"],
+	edited: ["edit", "edited at the breakpoint"],
+	timed_out: ["t/o", "timed out: nobody decided in time, forwarded unchanged"],
+	out_of_order: ["ooo", "sent out of order: later messages of its direction went out before it"],
+	conn_closed: ["closed", "dropped: its connection ended while it was held"],
 };
 
-// The list leaves "hooked" out: every message of a proxy with hooks has it.
-const LIST_HIDDEN = new Set(["hooked"]);
+// The list leaves "hooked" out (every message of a proxy with hooks has it), and
+// the facts of a hold that the row's label says in words.
+const LIST_HIDDEN = new Set(["hooked", "held", "released", "strict", "edited", "timed_out", "out_of_order", "conn_closed"]);
+
+// holdState says what a row of a hold is, as [class, words], or null for a row
+// that is not about a hold: held (when it arrived), or what became of it.
+export function holdState(flags) {
+	if (!flags) return null;
+	if (flags.includes("held")) return ["held", flags.includes("strict") ? "held (strict order)" : "held"];
+	if (!flags.includes("released")) return null;
+	if (flags.includes("conn_closed")) return ["dropped", "dropped: connection closed"];
+	if (flags.includes("dropped")) return ["dropped", "dropped"];
+	let s = flags.includes("timed_out") ? "timed out, sent unchanged" : flags.includes("edited") ? "forwarded edited" : "forwarded";
+	if (flags.includes("out_of_order")) s += ", sent out of order";
+	return [flags.includes("timed_out") ? "timed_out" : "forwarded", s];
+}
 
 // flagBadge is the badge of one flag, with its full name.
 export function flagBadge(f, short) {
@@ -91,7 +112,12 @@ export function renderRow(r, it, index, hosts) {
 	cLen.title = bytes(it.len);
 	cFlags.replaceChildren(...it.flags.filter(f => !LIST_HIDDEN.has(f)).map(f => flagBadge(f, true)));
 	const none = it.kind === "message" && !it.preview;
-	if (it.kind === "message") {
+	const hold = it.kind === "message" ? holdState(it.flags) : null;
+	if (hold) {
+		cPrev.replaceChildren(el("span", {className: "hold s-" + hold[0], title: FLAG_INFO[hold[0] === "held" ? "held" : "released"][1]}, hold[1]),
+			none ? (it.len ? "" : "(empty)") : it.preview);
+		cPrev.classList.toggle("hex", !!it.preview_hex);
+	} else if (it.kind === "message") {
 		setText(cPrev, none ? (it.flags.includes("evicted") ? "(payload evicted)" : it.len ? "" : "(empty)") : it.preview);
 		cPrev.classList.toggle("hex", !!it.preview_hex);
 	} else {

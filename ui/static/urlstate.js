@@ -6,11 +6,12 @@
 export const TYPES = ["text", "binary", "ping", "pong", "close", "gap", "resync", "undecodable", "error", "controls"];
 export const CONTROL_TYPES = ["ping", "pong", "close", "controls"];
 export const FLAGS = ["modified", "dropped", "injected", "compressed", "decoded", "truncated", "hooked", "evicted",
-	"would_modify", "would_drop", "decode_error", "lost"];
+	"would_modify", "would_drop", "decode_error", "lost", "held", "strict", "released", "edited", "timed_out", "out_of_order",
+	"conn_closed"];
 
 // defaults is the view with no filter.
 export function defaults() {
-	return {conn: "", dir: "", types: [], flags: [], control: false, url: "", q: "", re: false, msg: null, tab: "message"};
+	return {conn: "", dir: "", types: [], flags: [], control: false, url: "", q: "", re: false, msg: null, tab: "message", view: "history"};
 }
 
 const list = (s, known) => (s || "").split(",").map(x => x.trim()).filter(x => known.includes(x));
@@ -30,7 +31,8 @@ export function parse(hash) {
 	s.re = p.get("re") === "1";
 	const msg = Number.parseInt(p.get("msg") || "", 10);
 	s.msg = Number.isFinite(msg) && msg >= 0 ? msg : null;
-	s.tab = p.get("tab") === "handshake" ? "handshake" : "message";
+	s.tab = ["handshake", "compose"].includes(p.get("tab")) ? p.get("tab") : "message";
+	s.view = p.get("view") === "intercept" ? "intercept" : "history";
 	return {state: s, token: p.get("token") || ""};
 }
 
@@ -47,6 +49,7 @@ export function format(s) {
 	if (s.q && s.re) p.set("re", "1");
 	if (s.msg !== null) p.set("msg", String(s.msg));
 	if (s.tab !== "message") p.set("tab", s.tab);
+	if (s.view !== "history") p.set("view", s.view);
 	const f = p.toString();
 	return f ? "#" + f : "";
 }
