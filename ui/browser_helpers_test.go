@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/gorilla/websocket"
@@ -43,7 +44,14 @@ import (
 // and its base URL (http://127.0.0.1:PORT).
 func startUI(t *testing.T, st *history.Store, info ui.Info, lost func() int64) (*ui.Server, string) {
 	t.Helper()
-	srv, err := ui.New(ui.Config{Store: st, Info: info, Lost: lost})
+	return startUIWith(t, ui.Config{Store: st, Info: info, Lost: lost})
+}
+
+// startUIWith serves the UI cfg describes on 127.0.0.1:0 until the test ends, and
+// returns the server and its base URL.
+func startUIWith(t *testing.T, cfg ui.Config) (*ui.Server, string) {
+	t.Helper()
+	srv, err := ui.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +113,25 @@ func startEnv(t *testing.T) *uiEnv {
 		chain = append(chain, e)
 	}
 	logs := &wstest.SyncBuffer{}
+	addr := startProxy(t, logs, async, chain...)
+
+	app := httptest.NewUnstartedServer(http.HandlerFunc(serveApp))
+	app.Config.ErrorLog = log.New(logs, "app: ", 0)
+	app.Start()
+	t.Cleanup(app.Close)
+
+	srv, base := startUI(t, st, ui.Info{Version: "test", Mode: "proxy", Proxy: addr}, async.Dropped)
+	return &uiEnv{Store: st, UI: srv, Base: base, Proxy: &url.URL{Scheme: "http", Host: addr}, App: app.Listener.Addr().String()}
+}
+
+// startProxy runs a wstap proxy with the hook chain of elems on 127.0.0.1:0,
+// feeding obs (which it closes, when it is a plugins.Async, once the proxy has
+// stopped), until the test ends; its logs go to logs, and into the test's log
+// when it fails. It returns the proxy's address.
+func startProxy(t *testing.T, logs *wstest.SyncBuffer, obs plugins.Observer, elems ...plugins.Element) string {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	c, err := plugins.NewChain(plugins.FailOpen, logger, chain...)
+	c, err := plugins.NewChain(plugins.FailOpen, logger, elems...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +139,7 @@ func startEnv(t *testing.T) *uiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Config{CA: ca, Chain: c, Observer: async, Logger: logger})
+	p, err := proxy.New(proxy.Config{CA: ca, Chain: c, Observer: obs, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,19 +155,14 @@ func startEnv(t *testing.T) *uiEnv {
 		if err := <-done; err != nil {
 			t.Errorf("proxy Serve: %v", err)
 		}
-		async.Close()
+		if a, ok := obs.(*plugins.Async); ok {
+			a.Close()
+		}
 		if t.Failed() {
 			t.Logf("proxy logs:\n%s", logs.String())
 		}
 	})
-
-	app := httptest.NewUnstartedServer(http.HandlerFunc(serveApp))
-	app.Config.ErrorLog = log.New(logs, "app: ", 0)
-	app.Start()
-	t.Cleanup(app.Close)
-
-	srv, base := startUI(t, st, ui.Info{Version: "test", Mode: "proxy", Proxy: ln.Addr().String()}, async.Dropped)
-	return &uiEnv{Store: st, UI: srv, Base: base, Proxy: &url.URL{Scheme: "http", Host: ln.Addr().String()}, App: app.Listener.Addr().String()}
+	return ln.Addr().String()
 }
 
 // serveApp is the WebSocket app: it answers each text message with JSON that
@@ -313,6 +333,35 @@ func (p *page) shot(name string) {
 func (p *page) click(css string) {
 	p.t.Helper()
 	p.run("clicking "+css, chromedp.Click(chromedp.CSS(css)))
+}
+
+// proxiedTab opens another tab in p's browser, in a browser context of its own
+// (its own cookies and cache) whose loopback traffic, and only that, goes through
+// the proxy at addr: the app a person tests, beside the UI's tab. It closes when
+// the test ends.
+func (p *page) proxiedTab(addr string) *page {
+	p.t.Helper()
+	ctx, cancel := chromedp.NewContext(p.b.Ctx, chromedp.WithNewBrowserContext(func(o *target.CreateBrowserContextParams) {
+		o.ProxyServer = "http://" + addr
+		o.ProxyBypassList = "*;<-loopback>" // see browsertest.Options.Proxy
+	}))
+	tab := *p.b
+	tab.Ctx = ctx
+	q := &page{t: p.t, b: &tab, shots: p.shots}
+	q.run("opening a proxied tab", chromedp.EmulateViewport(1000, 700))
+	p.t.Cleanup(cancel)
+	return q
+}
+
+// fill replaces the text of the input or text area css selects with text, as
+// typed (without Enter).
+func (p *page) fill(css, text string) {
+	p.t.Helper()
+	eval[any](p, `(() => { const e = document.querySelector(`+js(css)+`); e.focus(); e.select(); })()`)
+	if text == "" {
+		text = kb.Backspace
+	}
+	p.run("typing in "+css, chromedp.SendKeys(chromedp.CSS(css), text))
 }
 
 // typeIn replaces the text of the input css selects with text, as typed, then
