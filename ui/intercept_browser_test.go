@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/coder/websocket"
 
 	"github.com/wstap/wstap/examples/encrypted-chat/chatcrypto"
@@ -241,6 +242,15 @@ func TestBrowserIntercept(t *testing.T) {
 		t.Errorf("the editor's note says %q", note)
 	}
 	p.shot("41-intercept-queue")
+	// The same bytes in hex, 16 a line.
+	p.click(`.ic-ed .seg button[data-mode="hex"]`)
+	var lines []string
+	for b := []byte(`{"user":"alice","text":"transfer 5 to bob"}`); len(b) > 0; b = b[min(16, len(b)):] {
+		lines = append(lines, strings.TrimSpace(fmt.Sprintf("% x", b[:min(16, len(b))])))
+	}
+	p.waitFor("the hex view", `document.querySelector(".ic-ed .editor-area").value === `+js(strings.Join(lines, "\n")))
+	p.click(`.ic-ed .seg button[data-mode="json"]`)
+	p.waitFor("the JSON view again", `document.querySelector(".ic-ed .editor-area").value === `+js(held))
 
 	// JSON is validated as it is typed; an edit of the plaintext is forwarded.
 	p.fill(".ic-ed .editor-area", `{"user":"alice","text":`)
@@ -261,9 +271,16 @@ func TestBrowserIntercept(t *testing.T) {
 	p.fill("#ic-timeout", "3s")
 	p.click("#ic-apply")
 	p.waitFor("the timeout applied", `document.querySelector("#ic-rules-msg").textContent.includes("unchanged after 3s")`)
-	chat.say("transfer 2 times out")
-	p.waitFor("the second held message", `document.querySelectorAll("#ic-queue .ic-item").length === 1`)
-	app.expect(t, "alice", "transfer 2 times out")
+	// (With HTML in it, which the page shows as text.)
+	const hostileHold = "transfer 2 times out <img src=x onerror=alert(1)>"
+	chat.say(hostileHold)
+	p.waitFor("the second held message, as text", `document.querySelectorAll("#ic-queue .ic-item").length === 1 &&
+		document.querySelector("#ic-queue .ic-l2").textContent.includes("<img src=x onerror=alert(1)>") &&
+		document.querySelector(".ic-ed .editor-area").value.includes("<img src=x onerror=alert(1)>")`)
+	if n := eval[int](p, `document.querySelectorAll("img").length`); n != 0 {
+		t.Errorf("the UI has %d img elements", n)
+	}
+	app.expect(t, "alice", hostileHold)
 	p.waitFor("the time-out in the recent list", `document.querySelector("#ic-log .ic-out")?.textContent === "timed out, sent unchanged"`)
 	p.fill("#ic-timeout", "5m")
 	p.click("#ic-apply")
@@ -351,11 +368,29 @@ func TestBrowserIntercept(t *testing.T) {
 	}
 	app.nothing(t, "at the end")
 	chat.shot("48-chat-page")
+
+	// A message held when its connection ends is dropped, and the page says so.
+	p.click(`#views button[data-view="intercept"]`)
+	chat.say("transfer 9 never arrives")
+	p.waitFor("the last held message", `document.querySelectorAll("#ic-queue .ic-item").length === 1`)
+	if err := chromedp.Cancel(chat.b.Ctx); err != nil { // the chat's tab closes
+		t.Fatalf("closing the chat's tab: %v", err)
+	}
+	p.waitFor("the drop in the recent list", `document.querySelector("#ic-log .ic-out")?.textContent === "dropped: connection closed" &&
+		document.querySelectorAll("#ic-queue .ic-item").length === 0`)
+	app.nothing(t, "after the connection ended")
+	p.shot("50-intercept-conn-closed")
+	p.click(`#views button[data-view="history"]`)
 	p.click(`#dir button[data-dir=""]`)
 	p.typeIn("#q", "")
-	p.waitFor("the injected rows", `document.querySelectorAll("#msgs .row .badge.f-injected").length >= 3`)
+	p.run("pressing End", chromedp.Focus(chromedp.CSS("#msgs")), chromedp.KeyEvent(kb.End))
+	p.waitFor("the injected rows, and the drop at the end", `document.querySelectorAll("#msgs .row .badge.f-injected").length >= 3 &&
+		[...document.querySelectorAll("#msgs .row .hold")].some(e => e.textContent === "dropped: connection closed")`)
 	p.shot("49-history-injected")
 
+	if n := p.b.Dialogs(); n != 0 {
+		t.Errorf("a page opened %d JavaScript dialogs", n)
+	}
 	if c := p.b.Console.String(); strings.Contains(c, "exception") {
 		t.Errorf("a page threw:\n%s", c)
 	}

@@ -8,7 +8,7 @@ import {ConnList, handshakeView, hostOf} from "./conns.js";
 import {messageView} from "./detail.js";
 import {COLUMNS, createRow, renderRow, FLAG_INFO} from "./rows.js";
 import {InterceptView} from "./intercept.js";
-import {composeView} from "./compose.js";
+import {composeView, composeConnChanged} from "./compose.js";
 
 const $ = id => document.getElementById(id);
 
@@ -169,6 +169,7 @@ function setup() {
 		intercept = new InterceptView({
 			openMessage: id => { showView("history"); selectMessage(id); list.select(id); },
 			onCount: n => {
+				document.title = "wstap — " + info.mode + (n ? " (" + n + " held)" : "");
 				setText($("ic-count"), num(n));
 				$("ic-count").classList.toggle("some", n > 0);
 			},
@@ -384,6 +385,10 @@ function refreshConns(now) {
 			hosts.set(c.id, c.host);
 		}
 		conns.update(res.items, res.total, res.offset);
+		if (state.tab === "compose") {
+			const box = $("detail").firstChild, c = box && connsById.get(box.dataset?.conn);
+			if (c) composeConnChanged(box, c);
+		}
 		conns.select(state.conn);
 		showError("");
 		updateExports();

@@ -13,6 +13,17 @@ const dirText = d => d === "c2s" ? "to the server (client → server)" : "to the
 // direction), and the resend it was opened for.
 const drafts = new Map();
 
+// composeConnChanged tells the composer box shows that its connection is now
+// conn (a ConnView): one that closed can send nothing more.
+export function composeConnChanged(box, conn) {
+	if (!box?.classList.contains("compose") || box.dataset.conn !== conn.id || conn.state === "open" || box.dataset.closed) return;
+	box.dataset.closed = "1";
+	const st = box.querySelector(".md-head .c-state");
+	if (st) { st.textContent = conn.state; st.className = "c-state " + conn.state; }
+	box.querySelector("#compose-send").disabled = true;
+	box.querySelector(".md-head").after(el("div", {className: "md-note warn"}, "This connection is " + conn.state + ": nothing can be sent on it."));
+}
+
 // composeView shows the composer for conn (a ConnView, or null) or, with
 // resend (a message detail of the API), for sending that message again.
 // onSent is called after a message went out.
@@ -48,6 +59,7 @@ export function composeView(conn, resend, {onCancelResend, onSent}) {
 	const hint = el("span", {className: "muted size"});
 
 	let origRaw = false;
+	let box = null;
 	if (resend) {
 		const parts = resend.parts || {};
 		const src = parts.decoded || parts.payload;
@@ -67,7 +79,7 @@ export function composeView(conn, resend, {onCancelResend, onSent}) {
 		if (!opcodeSet && !resend) opcode = ed.isText() ? "text" : "binary";
 		opSel.value = opcode;
 		const r = ed.read();
-		sendBtn.disabled = !open || !!r.error;
+		sendBtn.disabled = !open || !!r.error || !!box?.dataset.closed;
 		if (resend) sendBtn.textContent = ed.edited() || raw.checked !== origRaw ? "Send edited" : "Send again";
 		if (!resend && !r.error) drafts.set(connID, {dir, mode: ed.mode, bytes: r.bytes});
 		hint.textContent = raw.checked ? "the wire payload: sent as it is, past the codecs"
@@ -115,7 +127,7 @@ export function composeView(conn, resend, {onCancelResend, onSent}) {
 			resend.parts?.decoded ? "its decoded payload, encoded again by the codecs (aes: a fresh nonce)." : "its payload as it went on the wire.",
 			" Edit it first if you like."));
 	}
-	const box = el("div", {className: "compose", "data-conn": connID}, head, ...notes,
+	box = el("div", {className: "compose", "data-conn": connID}, head, ...notes,
 		el("div", {className: "compose-opts"},
 			resend ? null : dirSeg,
 			el("label", {className: "check", title: "The message's opcode: text messages must be UTF-8"}, opSel),

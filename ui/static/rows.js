@@ -6,7 +6,7 @@ import {el, setText, num, bytes, clock} from "./dom.js";
 export const FLAG_INFO = {
 	modified: ["mod", "modified: the chain changed it (detail shows what was received)"],
 	dropped: ["drop", "dropped: not forwarded"],
-	injected: ["inj", "injected by a hook"],
+	injected: ["inj", "injected: sent by wstap (a hook, or Compose and Resend in the UI)"],
 	compressed: ["z", "compressed on the wire (permessage-deflate)"],
 	decoded: ["dec", "decoded by a codec"],
 	truncated: ["trunc", "truncated: the payload kept is shorter than the message"],
