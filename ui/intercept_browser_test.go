@@ -308,6 +308,18 @@ func TestBrowserIntercept(t *testing.T) {
 	app.expect(t, "alice", "transfer 6 second of two")
 	p.waitFor("the queue empty", `document.querySelectorAll("#ic-queue .ic-item").length === 0`)
 
+	// Raw: the wire bytes edited, past the codecs (here a ciphertext made with
+	// the app's key, which the codecs would have wrapped again).
+	chat.say("transfer 7 replaced raw")
+	p.waitFor("the held message", `document.querySelectorAll("#ic-queue .ic-item").length === 1`)
+	p.click("#ic-raw")
+	p.waitFor("the wire payload in the editor", `document.querySelector(".ic-ed .part-head h4").textContent === "Wire payload (raw)" &&
+		/^[A-Za-z0-9+/]+=*$/.test(document.querySelector(".ic-ed .editor-area").value)`)
+	p.fill(".ic-ed .editor-area", string(app.Box.SealMessage(chatcrypto.Message{User: "mallory", Text: "a raw ciphertext"})))
+	p.click("#ic-forward-edited")
+	app.expect(t, "mallory", "a raw ciphertext")
+	p.waitFor("the queue empty", `document.querySelectorAll("#ic-queue .ic-item").length === 0`)
+
 	// Dropped: the server never gets it.
 	chat.say("transfer 4 is dropped")
 	p.waitFor("the fourth held message", `document.querySelectorAll("#ic-queue .ic-item").length === 1`)
@@ -320,24 +332,42 @@ func TestBrowserIntercept(t *testing.T) {
 	// The history says what became of each held message, in words.
 	p.click(`#views button[data-view="history"]`)
 	p.click(`.conn[data-id="` + conn.ID + `"]`)
-	p.waitFor("the hold rows", `[...document.querySelectorAll("#msgs .row .hold")].length === 12`)
-	labels := eval[[]string](p, `[...document.querySelectorAll("#msgs .row .hold")].map(e => e.textContent)`)
+	// The held rows (the messages as they arrived), then the releases, each
+	// through the flags filter.
+	flag := func(f string) {
+		p.click("#flags summary")
+		p.click(`#flags input[value="` + f + `"]`)
+		p.click("#conns-pane .pane-head") // closes the menu
+	}
+	labels := func(n int) []string {
+		p.waitFor(fmt.Sprintf("%d rows", n), fmt.Sprintf(`document.querySelector("#result b")?.textContent === "%d" &&
+			document.querySelectorAll("#msgs .row .hold").length === %d`, n, n))
+		return eval[[]string](p, `[...document.querySelectorAll("#msgs .row .hold")].map(e => e.textContent)`)
+	}
+	flag("held")
+	if got := strings.Join(labels(7), "|"); got != strings.Repeat("held|", 6)+"held" {
+		t.Errorf("the held rows' labels: %s", got)
+	}
+	flag("held")
+	flag("released")
+	released := labels(7)
 	// The second of the two forwarded together went out after the first, in its
 	// order; the proxy flags it out of order all the same (it counts the first's
 	// release as a message that overtook it: proxy/hold.go, rel.OutOfOrder). Until
 	// that is fixed, this label is logged rather than checked.
-	if len(labels) == 12 && labels[9] == "forwarded, sent out of order" {
+	if released[4] == "forwarded, sent out of order" {
 		t.Logf("known issue: the second of two held messages released in order is flagged out_of_order")
-		labels[9] = "forwarded"
+		released[4] = "forwarded"
 	}
-	if want := []string{"held", "forwarded edited", "held", "timed out, sent unchanged", "held", "forwarded, sent out of order",
-		"held", "held", "forwarded", "forwarded", "held", "dropped"}; strings.Join(labels, "|") != strings.Join(want, "|") {
-		t.Errorf("the history's hold labels %q, want %q", labels, want)
+	if want := []string{"forwarded edited", "timed out, sent unchanged", "forwarded, sent out of order", "forwarded", "forwarded",
+		"forwarded edited", "dropped"}; strings.Join(released, "|") != strings.Join(want, "|") {
+		t.Errorf("the releases' labels %q, want %q", released, want)
 	}
 	p.click(`#msgs .row .hold.s-forwarded`)
 	p.waitFor("the edited release's detail", `document.querySelector('.part[data-part="original_decoded"]') &&
 		document.querySelector(".msg-detail .md-note .hold")?.textContent === "forwarded edited"`)
 	p.shot("46-history-holds")
+	flag("released")
 
 	// Compose: a new message to the server, then one to the page, in plaintext.
 	p.click("#tab-compose")

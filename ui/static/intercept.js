@@ -10,6 +10,7 @@ import {holdState} from "./rows.js";
 
 const $ = id => document.getElementById(id);
 const RECENT = 12; // outcomes kept under the queue
+const QUEUE_SHOWN = 500; // held messages listed (the oldest)
 
 const dirText = d => d === "c2s" ? "client → server" : "server → client";
 const arrow = d => d === "c2s" ? "→" : "←";
@@ -217,7 +218,11 @@ export class InterceptView {
 				? "Nothing held. Messages the rules match wait here for you."
 				: "Nothing held. Switch intercept on and add a rule to hold messages here."));
 		}
-		for (const it of items) q.append(this.itemView(it));
+		for (const it of items.slice(0, QUEUE_SHOWN)) q.append(this.itemView(it));
+		if (items.length > QUEUE_SHOWN) {
+			q.append(el("p", {className: "muted pad"}, "… and " + num(items.length - QUEUE_SHOWN) +
+				" more, shown as those above leave the queue (Forward all sends them too)."));
+		}
 		if (this.selected !== null && !ids.has(this.selected)) this.selected = null;
 		if (this.selected === null && items.length) this.selected = items[0].id;
 		this.mark();
@@ -284,6 +289,16 @@ export class InterceptView {
 		const fwdEdited = el("button", {type: "button", className: "primary", id: "ic-forward-edited", title: "Send the edit on, encoded by the codecs"}, "Forward edited");
 		const drop = el("button", {type: "button", className: "danger", id: "ic-drop", title: "Never send it"}, "Drop");
 		const result = el("div", {className: "ic-result", role: "status"});
+		const wire = fromBase64(it.wire.base64);
+		const title = el("h4", {}, it.codecs.length ? "Decoded payload" : "Payload");
+		const size = el("span", {className: "muted size"}, bytes(it.payload.len));
+		const raw = el("input", {type: "checkbox", id: "ic-raw"});
+		raw.addEventListener("change", () => {
+			ed.set(raw.checked ? wire : fromBase64(it.payload.base64));
+			title.textContent = raw.checked ? "Wire payload (raw)" : "Decoded payload";
+			size.textContent = bytes(raw.checked ? it.wire.len : it.payload.len);
+			fwdEdited.title = raw.checked ? "Send these bytes as the wire payload, past the hooks and codecs" : "Send the edit on, encoded by the codecs";
+		});
 		const update = () => {
 			const edited = ed.edited();
 			fwdEdited.disabled = !edited || !!ed.read().error;
@@ -310,7 +325,14 @@ export class InterceptView {
 		fwdEdited.addEventListener("click", () => {
 			const p = ed.payload();
 			if (p.error) return;
-			act("Forwarding the edit", `/api/intercept/held/${it.id}/forward`, p);
+			act("Forwarding the edit", `/api/intercept/held/${it.id}/forward`, raw.checked ? {...p, raw: true} : p);
+		});
+		// Ctrl+Enter in the editor forwards: the edit when there is one.
+		ed.area.addEventListener("keydown", ev => {
+			if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+				ev.preventDefault();
+				(fwdEdited.disabled ? fwd : fwdEdited).click();
+			}
 		});
 		drop.addEventListener("click", () => act("Dropping", `/api/intercept/held/${it.id}/drop`, {}));
 
@@ -319,7 +341,6 @@ export class InterceptView {
 		const codecs = it.codecs.length
 			? ["Decoded by ", el("b", {}, it.codecs.join(" → ")), ": you edit the plaintext, and the codecs encode it again on the way out."]
 			: ["No codec decodes this connection: you edit the payload as it goes on the wire."];
-		const wire = fromBase64(it.wire.base64);
 		const wireBody = el("div", {className: "ic-wire-body"});
 		const wireText = it.wire.utf8 ? utf8Text(wire) : null;
 		if (wireText !== null) {
@@ -341,10 +362,13 @@ export class InterceptView {
 				el("span", {className: "muted"}, "Rule ", el("code", {}, it.rule || "?"), ", order " + it.order +
 					(it.order === "strict" ? ": its direction waits behind it." : ": later messages go on, and this one is sent out of order."))),
 			el("div", {className: "part ic-part"},
-				el("div", {className: "part-head"}, el("h4", {}, it.codecs.length ? "Decoded payload" : "Payload"),
-					el("span", {className: "muted size"}, bytes(it.payload.len)), el("span", {className: "spacer"}), ed.seg),
+				el("div", {className: "part-head"}, title, size, el("span", {className: "spacer"}),
+					it.codecs.length ? el("label", {className: "check muted", title: "Edit the bytes as they arrived instead, and send them past the hooks and codecs"},
+						raw, " raw") : null,
+					ed.seg),
 				ed.root),
-			el("div", {className: "ic-actions"}, fwd, fwdEdited, drop, el("span", {className: "spacer"}), result),
+			el("div", {className: "ic-actions"}, fwd, fwdEdited, drop, el("span", {className: "keys muted"}, "Ctrl+Enter forwards"),
+				el("span", {className: "spacer"}), result),
 			el("details", {className: "ic-wire"},
 				el("summary", {}, "Wire payload as it arrived (" + bytes(it.wire.len) + (it.codecs.length ? ", before the codecs" : "") + ")"),
 				wireBody)));
