@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -333,6 +334,25 @@ func (p *page) shot(name string) {
 func (p *page) click(css string) {
 	p.t.Helper()
 	p.run("clicking "+css, chromedp.Click(chromedp.CSS(css)))
+}
+
+// colorScheme makes the page prefer the colour scheme v (light or dark).
+func (p *page) colorScheme(v string) {
+	p.t.Helper()
+	p.run(v+" scheme", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: v}}})
+		return err
+	}))
+}
+
+// darkShot saves a screenshot of the page in the dark colour scheme as name.png,
+// then goes back to the light one.
+func (p *page) darkShot(name string) {
+	p.t.Helper()
+	p.colorScheme("dark")
+	p.shot(name)
+	p.colorScheme("light")
 }
 
 // proxiedTab opens another tab in p's browser, in a browser context of its own

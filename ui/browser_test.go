@@ -8,13 +8,11 @@ package ui_test
 // skip, or fail when CI is set.
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/emulation"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -497,11 +495,7 @@ func TestBrowserRowKinds(t *testing.T) {
 	}
 
 	// The dark scheme.
-	p.run("dark scheme", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
-		return err
-	}))
+	p.colorScheme("dark")
 	p.click(`.conn.all`)
 	p.waitTotal(12)
 	p.click(`#msgs .row[data-id="5"]`)

@@ -302,6 +302,7 @@ func TestBrowserIntercept(t *testing.T) {
 	p.click(`#ic-queue .ic-item:nth-child(2)`)
 	p.waitFor("the second one in the editor", `document.querySelector(".ic-ed .editor-area").value.includes("transfer 6 second of two")`)
 	p.shot("44-intercept-two-held")
+	p.darkShot("44b-intercept-two-held-dark")
 	app.nothing(t, "while two messages are held")
 	p.click("#ic-forward-all")
 	app.expect(t, "alice", "transfer 5 first of two")
