@@ -52,7 +52,7 @@ export class InterceptView {
 		$("ic-enabled").addEventListener("change", () => this.setEnabled($("ic-enabled").checked));
 		$("ic-add-rule").addEventListener("click", () => { this.addRule("").focus(); this.markDirty(); });
 		$("ic-apply").addEventListener("click", () => this.apply());
-		$("ic-revert").addEventListener("click", () => { this.dirty = false; this.showSettings(); });
+		$("ic-revert").addEventListener("click", () => { this.dirty = false; this.shownRules = null; this.showSettings(); });
 		$("ic-timeout").addEventListener("input", () => this.markDirty());
 		$("ic-forward-all").addEventListener("click", () => this.forwardAll());
 		this.tick = setInterval(() => this.tickDeadlines(), 1000);
@@ -94,6 +94,11 @@ export class InterceptView {
 		document.body.classList.toggle("ic-on", st.enabled);
 		setText($("ic-where"), st.breakpoint ? "· " + st.breakpoint : "");
 		if (this.dirty) return; // never overwrite what the user is typing
+		// Held messages come and go far more often than the rules change: leave
+		// the rule fields (and their focus) alone unless the rules changed.
+		const key = JSON.stringify([st.rules, st.timeout]);
+		if (key === this.shownRules) { this.rulesNote(); return; }
+		this.shownRules = key;
 		const list = $("ic-rule-list");
 		list.replaceChildren();
 		for (const r of st.rules) this.addRule(r);
@@ -173,6 +178,7 @@ export class InterceptView {
 		try {
 			this.settings = await send("PUT", "/api/intercept", body);
 			this.markDirty(false);
+			this.shownRules = null;
 			this.showSettings();
 		} catch (err) {
 			if (err.rule !== undefined) {
