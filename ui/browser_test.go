@@ -73,6 +73,10 @@ func TestBrowserUI(t *testing.T) {
 		t.Errorf("the page's script can read the token cookie: %q", cookies)
 	}
 	p.waitFor("an empty list", `document.querySelector("#msgs-empty")?.textContent.includes("No messages yet")`)
+	// This UI has no breakpoint (as sniff and open): no intercept switch, view or composer.
+	if shown := eval[[]string](p, `["#views", "#ic-switch", "#tab-compose"].filter(s => !document.querySelector(s).hidden)`); len(shown) != 0 {
+		t.Errorf("a UI without a breakpoint shows %q", shown)
+	}
 	p.shot("00-empty")
 
 	// The connection and its messages appear live.
@@ -210,6 +214,9 @@ func TestBrowserUI(t *testing.T) {
 	}
 	if !eval[bool](p, `!!document.querySelector("#msgs .row.sel .badge.f-modified")`) {
 		t.Error("the modified message has no badge in the list")
+	}
+	if eval[bool](p, `!!document.querySelector("#resend")`) {
+		t.Error("a UI without a breakpoint offers Resend")
 	}
 	p.shot("07-modified")
 

@@ -34,8 +34,10 @@ const LIST_HIDDEN = new Set(["hooked", "held", "released", "strict", "edited", "
 export function holdState(flags) {
 	if (!flags) return null;
 	if (flags.includes("held")) return ["held", flags.includes("strict") ? "held (strict order)" : "held"];
-	if (!flags.includes("released")) return null;
+	// A release dropped as its connection ended, or a message that waited behind a
+	// strict hold and never went out.
 	if (flags.includes("conn_closed")) return ["dropped", "dropped: connection closed"];
+	if (!flags.includes("released")) return null;
 	if (flags.includes("dropped")) return ["dropped", "dropped"];
 	let s = flags.includes("timed_out") ? "timed out, sent unchanged" : flags.includes("edited") ? "forwarded edited" : "forwarded";
 	if (flags.includes("out_of_order")) s += ", sent out of order";
