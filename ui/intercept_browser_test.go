@@ -190,6 +190,34 @@ func TestBrowserIntercept(t *testing.T) {
 	p.run("opening the UI", chromedp.Navigate(srv.URL(strings.TrimPrefix(base, "http://"))))
 	p.waitFor("the page to be live", `document.querySelector("#live-text")?.textContent === "live"`)
 
+	// The editor's conversions, in the page's own modules: JSON is sent compact
+	// with every literal as written (a number beyond float64, a string with
+	// escaped quotes and inner spaces), hex ignores spaces, new lines and colons.
+	got := eval[string](p, `(async () => {
+		const {PayloadEditor} = await import("/editor.js");
+		const e = new PayloadEditor({modes: ["text", "json", "hex", "base64"]});
+		const out = [];
+		e.set(new TextEncoder().encode('{ "n" : [1e400, 12345678901234567890, 2.50], "s": "a \\" b  c" }'));
+		out.push(e.mode, JSON.stringify(e.payload()), String(e.edited()));
+		e.area.value = e.area.value.replace("2.50", "2.5"); e.changed();
+		out.push(String(e.edited()));
+		e.switchTo("hex"); e.area.value = "7b 22\n41:42 22 7d"; e.changed();
+		out.push(JSON.stringify(e.payload()));
+		e.area.value = "7b 2"; e.changed();
+		out.push(e.read().error);
+		e.switchTo("base64"); // refused: the hex is not valid
+		out.push(e.mode);
+		e.area.value = "7b7d"; e.changed(); e.switchTo("base64");
+		out.push(e.area.value);
+		e.area.value = "eyJ4Ijow fQ=="; e.changed();
+		out.push(JSON.stringify(e.payload()));
+		return out.join("|");
+	})()`, chromedp.EvalAwaitPromise)
+	if want := `json|{"text":"{\"n\":[1e400,12345678901234567890,2.50],\"s\":\"a \\\" b  c\"}"}|false|true|` +
+		`{"hex":"7b224142227d"}|hex: an odd number of digits|hex|e30=|{"base64":"eyJ4IjowfQ=="}`; got != want {
+		t.Errorf("the editor's conversions:\n%s\nwant\n%s", got, want)
+	}
+
 	// The breakpoint: a rule, typed and applied with Enter, and the switch.
 	p.click(`#views button[data-view="intercept"]`)
 	p.waitFor("the intercept view", `!document.querySelector("#ic-view").hidden && document.querySelector("#ic-where").textContent === "· after base64 → aes"`)
