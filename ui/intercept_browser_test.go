@@ -327,6 +327,12 @@ func TestBrowserIntercept(t *testing.T) {
 	chat.say("transfer 6 second of two")
 	p.waitFor("two held messages", `document.querySelectorAll("#ic-queue .ic-item").length === 2 &&
 		document.querySelector("#ic-count").textContent === "2"`)
+	// Leaving the page releases nothing: reloaded, it shows the same queue (the
+	// address bar kept the view).
+	p.run("reloading the UI", chromedp.Reload())
+	p.waitFor("the same two held messages", `!document.querySelector("#ic-view").hidden &&
+		document.querySelectorAll("#ic-queue .ic-item").length === 2`)
+	app.nothing(t, "after the UI reloaded")
 	p.click(`#ic-queue .ic-item:nth-child(2)`)
 	p.waitFor("the second one in the editor", `document.querySelector(".ic-ed .editor-area").value.includes("transfer 6 second of two")`)
 	p.shot("44-intercept-two-held")
