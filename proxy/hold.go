@@ -163,7 +163,7 @@ type heldMsg struct {
 	compressed bool
 	frames     []wsframe.Header // the message as it came, for byte-identical forwarding
 	wire       []byte
-	relayedAt  uint64 // the leg's relayed count when it was held
+	arrival    uint64 // its number in the leg's arrived count
 
 	mu    sync.Mutex // serialises decisions
 	ended bool
@@ -173,9 +173,9 @@ type heldMsg struct {
 // newHeld takes message m of direction dir, which the breakpoint of susp stopped,
 // out of its stream; its record has sequence number seq. With order=strict it
 // closes the direction's gate first, so that the next message waits behind it.
-func (s *session) newHeld(dir plugins.Direction, susp *plugins.Suspension, m *wsframe.Message, seq, relayedAt uint64) *heldMsg {
+func (s *session) newHeld(dir plugins.Direction, susp *plugins.Suspension, m *wsframe.Message, seq, arrival uint64) *heldMsg {
 	hm := &heldMsg{s: s, dir: dir, susp: susp, compressed: m.Compressed, frames: slices.Clone(m.Frames),
-		wire: bytes.Clone(m.Wire), relayedAt: relayedAt, done: make(chan struct{})}
+		wire: bytes.Clone(m.Wire), arrival: arrival, done: make(chan struct{})}
 	hm.h = plugins.NewHeld(susp, seq, hm)
 	if susp.Order() == plugins.Strict {
 		s.gate(dir).block()
@@ -298,11 +298,11 @@ func (s *session) sendReleased(hm *heldMsg, d plugins.Decision, res plugins.Resu
 	out.mu.Lock()
 	err := out.waitIdle(s.ctx)
 	if err == nil {
-		rel.OutOfOrder = out.relayed != hm.relayedAt
+		rel.OutOfOrder = out.sentUpTo > hm.arrival // a message that came after it went out first
 		if modified || (hm.compressed && out.owned) {
 			rel.Frames = 1
 		}
-		if err = out.writeRelayed(h.Opcode, payload, modified, hm.compressed, hm.frames, hm.wire, nil); err == nil {
+		if err = out.writeRelayed(hm.arrival, h.Opcode, payload, modified, hm.compressed, hm.frames, hm.wire, nil); err == nil {
 			err = out.w.Flush()
 		}
 	}

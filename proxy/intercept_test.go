@@ -518,3 +518,59 @@ func TestInterceptEditRefused(t *testing.T) {
 		t.Fatalf("the raw edit arrived as %q", m)
 	}
 }
+
+// TestInterceptReleasedInOrder: messages released in the order they came are not
+// out of order, even when each waited for the one before it; they are when a later
+// message of their direction went out first.
+func TestInterceptReleasedInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		later bool // a message the rule does not hold follows the held ones
+	}{{"released in order", false}, {"overtaken", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tp, ctl := interceptProxy(t, 0, []string{"dir=c2s,match=^held"})
+			client, server, _ := wsrCoderPair(ctx, t, tp, "/inorder", coder.CompressionContextTakeover)
+			got := coderReader(ctx, server)
+			coderReader(ctx, client)
+			want := []string{"held 1", "held 2"}
+			for _, m := range want {
+				if err := client.Write(ctx, coder.MessageText, []byte(m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitHeld(t, ctl, 2)
+			if tc.later {
+				if err := client.Write(ctx, coder.MessageText, []byte("free 3")); err != nil {
+					t.Fatal(err)
+				}
+				if m := next(t, got, "the message after the held ones"); m != "free 3" {
+					t.Fatalf("got %q first", m)
+				}
+			}
+			if n, err := ctl.ReleaseAll(ctx); err != nil || n != 2 {
+				t.Fatalf("ReleaseAll: %d, %v", n, err)
+			}
+			for _, w := range want {
+				if m := next(t, got, w); m != w {
+					t.Fatalf("got %q, want %q", m, w)
+				}
+			}
+			evs := tp.WaitEvents(t, "message", wsrWait, func(evs []map[string]any) bool {
+				n := 0
+				for _, ev := range evs {
+					if ev["released"] == true {
+						n++
+					}
+				}
+				return n == 2
+			})
+			for _, ev := range evs {
+				if ev["released"] == true && (ev["out_of_order"] == true) != tc.later {
+					t.Errorf("release of %v: out_of_order %v, want %v", ev["payload"], ev["out_of_order"], tc.later)
+				}
+			}
+		})
+	}
+}

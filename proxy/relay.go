@@ -112,7 +112,10 @@ type leg struct {
 	owned    bool                // the proxy compresses this direction itself (see wsframe docs)
 	deflater *wsframe.Deflater
 	scratch  []byte
-	relayed  uint64 // relayed data messages written (not injections): a released one sees if others overtook it
+	// arrived numbers the data messages that reached this leg, in their order
+	// (held and dropped ones too, not injections); sentUpTo is the highest number
+	// written, so a released message knows whether a later one overtook it.
+	arrived, sentUpTo uint64
 
 	queue         []pendingInjection // legStreaming: injections waiting for the message's end
 	deferredClose []byte             // legMidFrame: a close to send at the frame's end
@@ -179,9 +182,9 @@ func newLeg(dst io.Writer, sender wsframe.Side, comp wsframe.Compression, deflat
 // (frames and wire are its bytes as they came; payload its inflated form, which goes
 // out compressed by the proxy once it owns the direction's compression). A
 // modified compressed message under context takeover makes the proxy own it.
-// Called with mu held.
-func (l *leg) writeRelayed(op wsframe.Opcode, payload []byte, modified, compressed bool, frames []wsframe.Header, wire []byte, sizes []int) error {
-	l.relayed++
+// n is the message's number in arrived. Called with mu held.
+func (l *leg) writeRelayed(n uint64, op wsframe.Opcode, payload []byte, modified, compressed bool, frames []wsframe.Header, wire []byte, sizes []int) error {
+	l.sentUpTo = max(l.sentUpTo, n)
 	switch {
 	case modified:
 		err := l.writeMessage(op, payload, compressed, sizes)
@@ -768,8 +771,9 @@ func (pp *pumper) message(m *wsframe.Message) error {
 func (s *session) apply(dir plugins.Direction, rec *plugins.Record, fx plugins.Effects, m *wsframe.Message, scratch *[]int) error {
 	out, st := s.leg(dir), s.stream(dir)
 	var err error
-	var relayedAt uint64
 	out.mu.Lock()
+	out.arrived++
+	n := out.arrived
 	if fx.Hold == nil && !rec.Dropped {
 		// Only another goroutine (a drain) can find a streamed message going out.
 		err = out.waitIdle(s.ctx)
@@ -787,7 +791,6 @@ func (s *session) apply(dir plugins.Direction, rec *plugins.Record, fx plugins.E
 		// for a dropped one, the proxy compresses this direction itself from now
 		// on, and every later message inflates at the receiver.
 		out.owned = out.owned || (m.Compressed && out.takeover)
-		relayedAt = out.relayed
 	case rec.Dropped:
 		// The receiver never sees this message's contribution to the sender's
 		// window: from now on the proxy compresses this direction itself.
@@ -797,12 +800,12 @@ func (s *session) apply(dir plugins.Direction, rec *plugins.Record, fx plugins.E
 		if rec.Modified {
 			payload, sizes = rec.Payload, frameSizes(m, len(rec.Payload), scratch)
 		}
-		err = out.writeRelayed(m.Opcode, payload, rec.Modified, m.Compressed, m.Frames, m.Wire, sizes)
+		err = out.writeRelayed(n, m.Opcode, payload, rec.Modified, m.Compressed, m.Frames, m.Wire, sizes)
 	}
 	out.mu.Unlock()
 	var hm *heldMsg
 	if hold {
-		hm = s.newHeld(dir, fx.Hold, m, rec.Seq, relayedAt)
+		hm = s.newHeld(dir, fx.Hold, m, rec.Seq, n)
 	}
 	st.Emit(rec)
 	if err != nil {
@@ -1054,7 +1057,8 @@ func (pp *pumper) streamFrame(h wsframe.Header, pos int) error {
 	if pp.streamOwn && out.state != legClosed {
 		err = out.w.WriteFragment(wsframe.OpContinuation, 0, nil, true) // the end of the plaintext
 	}
-	out.relayed++
+	out.arrived++
+	out.sentUpTo = out.arrived
 	// The message is whole: its record goes first (like any message, when it
 	// completes: a ping between its frames comes first), then the injections that
 	// waited for it, written in the same critical section so that none overtakes

@@ -387,13 +387,7 @@ func TestBrowserIntercept(t *testing.T) {
 	flag("released")
 	released := labels(7)
 	// The second of the two forwarded together went out after the first, in its
-	// order; the proxy flags it out of order all the same (it counts the first's
-	// release as a message that overtook it: proxy/hold.go, rel.OutOfOrder). Until
-	// that is fixed, this label is logged rather than checked.
-	if released[4] == "forwarded, sent out of order" {
-		t.Logf("known issue: the second of two held messages released in order is flagged out_of_order")
-		released[4] = "forwarded"
-	}
+	// order: not out of order.
 	if want := []string{"forwarded edited", "timed out, sent unchanged", "forwarded, sent out of order", "forwarded", "forwarded",
 		"forwarded edited", "dropped"}; strings.Join(released, "|") != strings.Join(want, "|") {
 		t.Errorf("the releases' labels %q, want %q", released, want)
