@@ -2,17 +2,14 @@ package proxy_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,24 +83,12 @@ func startProxyWithEventSink(t testing.TB, cfg proxy.Config, sink io.Writer, cha
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln) }()
-	tp.Addr = ln.Addr().String()
+	var stop func()
+	tp.Addr, stop = wstest.Serve(t, "proxy", p.Serve)
 	tp.URL = &url.URL{Scheme: "http", Host: tp.Addr}
-	var once sync.Once
 	tp.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("proxy Serve: %v", err)
-			}
-			tp.jsonl.Close()
-		})
+		stop()
+		tp.jsonl.Close() // closing twice is safe
 	}
 	t.Cleanup(tp.stop)
 	return tp

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -56,20 +55,8 @@ func startUIWith(t *testing.T, cfg ui.Config) (*ui.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ui Serve: %v", err)
-		}
-	})
-	return srv, "http://" + ln.Addr().String()
+	addr, _ := wstest.Serve(t, "ui", srv.Serve)
+	return srv, "http://" + addr
 }
 
 // uiEnv is a proxy recording into a history, the UI showing it, and an app behind
@@ -144,18 +131,9 @@ func startProxy(t *testing.T, logs *wstest.SyncBuffer, obs plugins.Observer, ele
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln) }()
+	addr, stop := wstest.Serve(t, "proxy", p.Serve)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("proxy Serve: %v", err)
-		}
+		stop() // before the observer's queue closes
 		if a, ok := obs.(*plugins.Async); ok {
 			a.Close()
 		}
@@ -163,7 +141,7 @@ func startProxy(t *testing.T, logs *wstest.SyncBuffer, obs plugins.Observer, ele
 			t.Logf("proxy logs:\n%s", logs.String())
 		}
 	})
-	return ln.Addr().String()
+	return addr
 }
 
 // serveApp is the WebSocket app: it answers each text message with JSON that

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -77,25 +76,14 @@ func startInterceptEnv(t *testing.T) *interceptEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln) }()
+	proxyAddr, stopProxy := wstest.Serve(t, "proxy", p.Serve)
 
 	srv, err := ui.New(ui.Config{Store: e.Store, Info: ui.Info{Mode: "proxy"}, Intercept: e.Ctl, Breakpoint: "after base64 → aes"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	uln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uidone := make(chan error, 1)
-	go func() { uidone <- srv.Serve(ctx, uln) }()
-	e.Base, e.Token = "http://"+uln.Addr().String(), srv.Token()
+	uiAddr, stopUI := wstest.Serve(t, "ui", srv.Serve)
+	e.Base, e.Token = "http://"+uiAddr, srv.Token()
 
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
@@ -121,17 +109,14 @@ func startInterceptEnv(t *testing.T) *interceptEnv {
 	t.Cleanup(func() {
 		close(e.Send)
 		app.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("proxy Serve: %v", err)
-		}
-		<-uidone
+		stopProxy()
+		stopUI()
 		e.Ctl.Close()
 		if t.Failed() {
 			t.Logf("proxy logs:\n%s", logs.String())
 		}
 	})
-	d := websocket.Dialer{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: ln.Addr().String()}), HandshakeTimeout: 10 * time.Second}
+	d := websocket.Dialer{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: proxyAddr}), HandshakeTimeout: 10 * time.Second}
 	c, _, err := d.Dial("ws"+strings.TrimPrefix(app.URL, "http")+"/chat", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@
 // rule for tools a test needs (skip on a developer's machine, fail in CI), polling
 // for a condition, a buffer safe for concurrent writers, and both sides of a
 // WebSocket opening handshake written by hand, for tests that must control or see
-// every byte.
+// every byte, and serving a proxy or UI server on loopback for a test.
 package wstest
 
 import (
